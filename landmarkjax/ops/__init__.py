@@ -1,0 +1,89 @@
+"""Pure `jax.numpy` operations: no Flax, no configuration, safe under `jit`, `vmap` and `grad`.
+
+Conventions: images `[..., H, W, C]` float32 in [0, 1]; points `[..., K, 2]` as (x, y) in pixels with pixel
+centres at integer coordinates (OpenCV); heatmaps `[..., H, W, K]`. Each function documents its shapes.
+"""
+
+from landmarkjax.ops.heatmaps import (
+    soft_argmax,
+    marginal_soft_argmax,
+    local_soft_argmax,
+    render_gaussian_heatmaps,
+    heatmap_to_image_coords,
+    image_to_heatmap_coords,
+)
+from landmarkjax.ops.sampling import (
+    bilinear_sample,
+    extract_patches,
+)
+from landmarkjax.ops.warps import (
+    affine_matrix,
+    invert_affine,
+    random_affine,
+    affine_warp_points,
+    affine_warp_image,
+    source_pixels_valid,
+    pixel_grid,
+)
+from landmarkjax.ops.tps import (
+    ThinPlateSpline,
+    tps_fit,
+    tps_warp_points,
+    tps_invert_points,
+    pixels_to_normalized,
+    normalized_to_pixels,
+    tps_warp_image,
+    tps_carry_points,
+    control_grid,
+    random_tps,
+)
+from landmarkjax.ops.colour import (
+    rgb_to_lab,
+    lab_to_rgb,
+)
+from landmarkjax.ops.geometry import (
+    rodrigues,
+    similarity_procrustes,
+    apply_similarity,
+    weak_perspective_project,
+)
+from landmarkjax.ops.ema import (
+    momentum_update,
+    momentum_schedule,
+)
+
+__all__ = [
+    "soft_argmax",
+    "marginal_soft_argmax",
+    "local_soft_argmax",
+    "render_gaussian_heatmaps",
+    "heatmap_to_image_coords",
+    "image_to_heatmap_coords",
+    "bilinear_sample",
+    "extract_patches",
+    "affine_matrix",
+    "invert_affine",
+    "random_affine",
+    "affine_warp_points",
+    "affine_warp_image",
+    "source_pixels_valid",
+    "pixel_grid",
+    "ThinPlateSpline",
+    "tps_fit",
+    "tps_warp_points",
+    "tps_invert_points",
+    "pixels_to_normalized",
+    "normalized_to_pixels",
+    "tps_warp_image",
+    "tps_carry_points",
+    "control_grid",
+    "random_tps",
+    "rgb_to_lab",
+    "lab_to_rgb",
+    "rodrigues",
+    "similarity_procrustes",
+    "apply_similarity",
+    "weak_perspective_project",
+    "momentum_update",
+    "momentum_schedule",
+]

@@ -1,0 +1,46 @@
+"""Guards the public surface: adding, removing or renaming a public name must be a deliberate change here."""
+
+import importlib
+import inspect
+
+import pytest
+
+EXPECTED_PUBLIC_API = {
+    "landmarkjax.ops": {
+        # heatmaps
+        "soft_argmax", "marginal_soft_argmax", "local_soft_argmax", "render_gaussian_heatmaps",
+        "heatmap_to_image_coords", "image_to_heatmap_coords",
+        # sampling
+        "bilinear_sample", "extract_patches",
+        # affine warps
+        "affine_matrix", "invert_affine", "random_affine", "affine_warp_points", "affine_warp_image",
+        "source_pixels_valid", "pixel_grid",
+        # thin-plate splines
+        "ThinPlateSpline", "tps_fit", "tps_warp_points", "tps_invert_points", "pixels_to_normalized",
+        "normalized_to_pixels", "tps_warp_image", "tps_carry_points", "control_grid", "random_tps",
+        # colour, geometry, momentum
+        "rgb_to_lab", "lab_to_rgb",
+        "rodrigues", "similarity_procrustes", "apply_similarity", "weak_perspective_project",
+        "momentum_update", "momentum_schedule",
+    },
+    "landmarkjax.metrics": {
+        "NME_NORMALIZERS", "nme", "cumulative_error_distribution", "auc", "failure_rate", "pck", "mpjpe",
+        "pa_mpjpe", "region_jaccard", "boundary_f", "jitter",
+    },
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(EXPECTED_PUBLIC_API))
+def test_all_lists_exactly_the_expected_names(module_name):
+    module = importlib.import_module(module_name)
+    assert set(module.__all__) == EXPECTED_PUBLIC_API[module_name]
+    assert len(module.__all__) == len(set(module.__all__)), "duplicate names in __all__"
+
+
+@pytest.mark.parametrize("module_name", sorted(EXPECTED_PUBLIC_API))
+def test_every_public_name_resolves_and_documents_itself(module_name):
+    module = importlib.import_module(module_name)
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if inspect.isfunction(obj) or inspect.isclass(obj):
+            assert inspect.getdoc(obj), f"{module_name}.{name} has no docstring"
