@@ -27,6 +27,13 @@ EXPECTED_PUBLIC_API = {
         "NME_NORMALIZERS", "nme", "cumulative_error_distribution", "auc", "failure_rate", "pck", "mpjpe",
         "pa_mpjpe", "region_jaccard", "boundary_f", "jitter",
     },
+    "landmarkjax.body": {
+        "SMPLModel", "SMPLOutput", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "COCOPLUS_JOINT_NAMES", "REQUIRED_KEYS",
+        "load_smpl", "save_smpl", "smpl_from_arrays", "smpl_to_arrays", "read_official_pickle",
+        "dumps_official_pickle", "forward_kinematics", "rest_to_posed_transforms", "linear_blend_skinning",
+        "smpl_forward", "pose_to_rotations", "make_synthetic_smpl", "synthetic_smpl_arrays", "write_synthetic_smpl",
+        "validate_parents",
+    },
 }
 
 
