@@ -1,0 +1,70 @@
+"""Settings every method's config shares: the training loop's schedule, batch sizes and checkpoints.
+
+A method config starts from `training_config(...)` and adds its own `data`, `model`, `loss` and
+`optimizer` sections, so every default stays visible in that method's config file.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+__all__ = ["training_config", "optimizer_config"]
+
+
+def training_config(
+    method: str,
+    *,
+    total_steps: int,
+    batch_size: int,
+    eval_batch_size: int,
+    log_every: int,
+    eval_every: int,
+    checkpoint_every: int,
+    best_metric: str | None,
+    best_mode: str = "min",
+) -> ml_collections.ConfigDict:
+    """The loop's settings.
+
+    Fields: `method` (module in `landmarkjax.methods`), `seed`, `total_steps`, `batch_size` and
+    `eval_batch_size` (GLOBAL: summed over all devices and processes; multiples of the device count),
+    `log_every`, `eval_every` and `checkpoint_every` (steps; 0 = only at the end), `keep_checkpoints`
+    (the last N kept, plus the best), `best_metric` / `best_mode` (which evaluation metric ranks
+    checkpoints, "min" or "max").
+    """
+    config = ml_collections.ConfigDict()
+    config.method = method
+    config.seed = 0
+    config.total_steps = total_steps
+    config.batch_size = batch_size
+    config.eval_batch_size = eval_batch_size
+    config.log_every = log_every
+    config.eval_every = eval_every
+    config.checkpoint_every = checkpoint_every
+    config.keep_checkpoints = 2
+    config.best_metric = best_metric
+    config.best_mode = best_mode
+    return config
+
+
+def optimizer_config(
+    name: str = "adam",
+    *,
+    learning_rate: float,
+    warmup_steps: int = 0,
+    schedule: str = "cosine",
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    grad_clip_norm: float = 0.0,
+) -> ml_collections.ConfigDict:
+    """An `optimizer` section for `landmarkjax.training.optimizers.make_optimizer`."""
+    return ml_collections.ConfigDict(
+        dict(
+            name=name,
+            learning_rate=learning_rate,
+            warmup_steps=warmup_steps,
+            schedule=schedule,
+            weight_decay=weight_decay,
+            momentum=momentum,
+            grad_clip_norm=grad_clip_norm,
+        )
+    )

@@ -1,0 +1,27 @@
+"""Which config `train.py` and `eval.py` use when `--config` is not given."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["DEFAULT_METHOD", "config_path", "default_config_path"]
+
+# The default method of the command-line tools.
+DEFAULT_METHOD = "supervised"
+
+
+def config_path(method: str) -> str:
+    """Path of the config file of `method` (`landmarkjax/configs/<method>.py`).
+
+    Raises:
+      FileNotFoundError: if there is no such config file.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{method}.py")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No config file for method {method!r} at {path}.")
+    return path
+
+
+def default_config_path() -> str:
+    """Path of the default method's config file."""
+    return config_path(DEFAULT_METHOD)

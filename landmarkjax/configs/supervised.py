@@ -1,0 +1,74 @@
+"""Supervised CPM landmark detector on synthetic 64x64 faces (the baseline, and SBR's stage 1).
+
+Run (a few minutes on a 2-core CPU):
+
+    python train.py --config=landmarkjax/configs/supervised.py --workdir=./workdir/supervised
+    python eval.py --config=landmarkjax/configs/supervised.py --workdir=./workdir/supervised
+
+Any field can be overridden on the command line, e.g. `--config.total_steps=3000` or
+`--config.model.stage_width=128`. The detector follows the CPM of Supervision-by-Registration (Dong et
+al., CVPR 2018): several stages, each supervised with heatmap MSE, Gaussian targets thresholded at 0.01
+and a background map; it is scaled down (narrower, stride 4 at 64 px) so that it trains on a CPU.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from landmarkjax.configs.common import optimizer_config, training_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """The supervised method's defaults."""
+    config = training_config(
+        "supervised",
+        total_steps=500,
+        batch_size=32,
+        eval_batch_size=64,
+        log_every=20,
+        eval_every=250,
+        checkpoint_every=100,
+        best_metric="nme",
+        best_mode="min",
+    )
+
+    config.data = ml_collections.ConfigDict()
+    config.data.image_size = 64  # network input, pixels (a crop around the face box)
+    config.data.source_size = 128  # side of the generated synthetic images (cropped to image_size)
+    config.data.crop_margin = 0.25  # context around the face box, fraction of its longer side
+    config.data.num_train = 1024
+    config.data.num_test = 256
+    config.data.train_seed = 0
+    config.data.test_seed = 1  # a different seed: test faces are never training faces
+    config.data.augment = ml_collections.ConfigDict()
+    config.data.augment.scale_range = (0.9, 1.1)
+    config.data.augment.max_rotation = 15.0  # degrees
+    config.data.augment.max_shift = 0.05  # fraction of the crop
+    config.data.augment.flip_probability = 0.5
+    config.data.augment.colour_jitter = 0.2
+
+    config.model = ml_collections.ConfigDict()
+    config.model.backbone_widths = (16, 32, 64)  # 3 blocks -> stride 4 (16x16 heatmaps at 64 px)
+    config.model.convs_per_block = 1
+    config.model.stage_width = 48
+    config.model.num_stages = 3
+    config.model.stage_depth = 3
+    config.model.stage_kernel_size = 3
+    config.model.stage_dilation = 2
+    config.model.with_background = True
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.heatmap_sigma = 1.0  # heatmap cells (= 4 px at stride 4)
+    config.loss.target_threshold = 0.01
+    config.loss.heatmap_weight = 1.0
+    config.loss.coord_weight = 0.05
+    config.loss.coord_temperature = 0.05  # soft-argmax softmax temperature (heatmap values peak at 1)
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.locator = "soft_argmax"  # or "local_soft_argmax" (SBR's peak finder)
+    config.eval.radius = 2  # local_soft_argmax window half-size, heatmap cells
+    config.eval.threshold = 0.08  # AUC / failure-rate threshold on the inter-ocular NME
+    config.eval.num_visualized = 16
+
+    config.optimizer = optimizer_config("adam", learning_rate=2e-3, warmup_steps=50, schedule="cosine")
+    return config

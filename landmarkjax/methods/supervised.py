@@ -1,0 +1,368 @@
+"""Supervised heatmap landmark detection: the CPM baseline, and stage 1 of Supervision-by-Registration.
+
+A multi-stage CPM (`landmarkjax.models.cpm.CPM`) regresses one Gaussian heatmap per landmark (plus a
+background map) at stride s. Loss = `heatmap_weight` * heatmap MSE summed over the stages (SBR's
+intermediate supervision; invisible landmarks' maps are left out) + `coord_weight` * the mean pixel
+distance between the soft-argmax of the last stage and the true landmarks. Landmarks are read off the
+last stage with the same soft-argmax (or, with `config.eval.locator="local_soft_argmax"`, SBR's peak
+finder: argmax, then a value-weighted centroid in a window) and mapped to image pixels. Evaluation
+reports NME (inter-ocular), AUC and failure rate at `config.eval.threshold`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from PIL import Image, ImageDraw
+
+from landmarkjax import losses, metrics
+from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
+from landmarkjax.data.face_layout import NUM_FACE_LANDMARKS
+from landmarkjax.data.pipeline import make_loader
+from landmarkjax.data.sources import SyntheticFaceSource
+from landmarkjax.methods.base import Method, TrainState, mean_over_axis
+from landmarkjax.models.cpm import CPM
+from landmarkjax.ops.heatmaps import (
+    heatmap_to_image_coords,
+    image_to_heatmap_coords,
+    local_soft_argmax,
+    render_gaussian_heatmaps,
+    soft_argmax,
+)
+from landmarkjax.training.optimizers import make_optimizer
+
+__all__ = [
+    "MemoizedSource",
+    "SupervisedMethod",
+    "build",
+    "build_detector",
+    "heatmap_targets",
+    "LOCATORS",
+    "locate_landmarks",
+    "draw_landmarks",
+]
+
+
+def build_detector(config: ml_collections.ConfigDict, num_keypoints: int = NUM_FACE_LANDMARKS) -> CPM:
+    """The CPM described by `config.model` (fields as in `landmarkjax/configs/supervised.py`)."""
+    model = config.model
+    return CPM(
+        num_keypoints=num_keypoints,
+        backbone_widths=tuple(model.backbone_widths),
+        convs_per_block=model.convs_per_block,
+        stage_width=model.stage_width,
+        num_stages=model.num_stages,
+        stage_depth=model.stage_depth,
+        stage_kernel_size=model.stage_kernel_size,
+        stage_dilation=model.stage_dilation,
+        with_background=model.with_background,
+    )
+
+
+def heatmap_targets(
+    landmarks: jnp.ndarray,
+    visibility: jnp.ndarray,
+    *,
+    height: int,
+    width: int,
+    stride: int,
+    sigma: float,
+    threshold: float,
+    with_background: bool,
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """SBR's heatmap targets and per-map weights.
+
+    Each landmark gets a Gaussian of standard deviation `sigma` heatmap cells (peak 1) at its position in
+    the stride-`stride` grid; values below `threshold` are set to 0; the background map is
+    1 - max over the visible landmarks' maps.
+
+    Args:
+      landmarks: `[B, K, 2]` (x, y) in image pixels.
+      visibility: `[B, K]` 1 for a labelled/visible landmark, 0 otherwise.
+      height, width: heatmap size in cells.
+      stride: image pixels per heatmap cell.
+      sigma: Gaussian standard deviation in heatmap cells.
+      threshold: values below it become 0 (SBR: 0.01).
+      with_background: append the background map.
+
+    Returns:
+      targets `[B, height, width, K (+1)]` and weights `[B, K (+1)]` (visibility, 1 for the background).
+    """
+    visibility = visibility.astype(jnp.float32)
+    points = image_to_heatmap_coords(landmarks.astype(jnp.float32), stride)
+    maps = render_gaussian_heatmaps(points, height, width, sigma)
+    maps = jnp.where(maps < threshold, 0.0, maps) * visibility[:, None, None, :]
+    if not with_background:
+        return maps, visibility
+    background = 1.0 - jnp.max(maps, axis=-1, keepdims=True)
+    weights = jnp.concatenate([visibility, jnp.ones_like(visibility[:, :1])], axis=-1)
+    return jnp.concatenate([maps, background], axis=-1), weights
+
+
+LOCATORS = ("soft_argmax", "local_soft_argmax")
+
+
+def locate_landmarks(
+    heatmaps: jnp.ndarray,
+    num_keypoints: int,
+    stride: int,
+    *,
+    locator: str = "soft_argmax",
+    temperature: float = 0.05,
+    radius: int = 2,
+) -> jnp.ndarray:
+    """Landmarks from a stage's heatmaps, in image pixels.
+
+    Args:
+      heatmaps: `[B, h, w, K (+1)]` (a trailing background map is ignored).
+      num_keypoints: K.
+      stride: image pixels per heatmap cell.
+      locator: "soft_argmax" (softmax over the whole map at `temperature`: what the coordinate loss
+        trains) or "local_soft_argmax" (SBR's peak finder: argmax, then the value-weighted centroid in a
+        window of half-size `radius` cells).
+      temperature: softmax temperature of "soft_argmax".
+      radius: window half-size of "local_soft_argmax", in heatmap cells.
+
+    Returns:
+      `[B, K, 2]` (x, y) in image pixels.
+    """
+    maps = heatmaps[..., :num_keypoints]
+    if locator == "soft_argmax":
+        cells = soft_argmax(maps, temperature=temperature)
+    elif locator == "local_soft_argmax":
+        cells = local_soft_argmax(maps, radius=radius)
+    else:
+        raise ValueError(f"locator must be one of {LOCATORS}; got {locator!r}.")
+    return heatmap_to_image_coords(cells, stride)
+
+
+def draw_landmarks(
+    images: np.ndarray,
+    predicted: np.ndarray,
+    target: np.ndarray | None = None,
+    *,
+    ncols: int = 8,
+    scale: int = 3,
+) -> np.ndarray:
+    """A grid of images with predicted landmarks in red and, if given, the true ones in green.
+
+    Args:
+      images: `[N, H, W, 3]` float in [0, 1] or uint8.
+      predicted: `[N, K, 2]` (x, y) pixels.
+      target: optional `[N, K, 2]` (x, y) pixels.
+      ncols: images per row.
+      scale: integer upscaling of each image, so the points are visible.
+
+    Returns:
+      uint8 `[rows * H * scale, ncols * W * scale, 3]`.
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        images = np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)
+    num, height, width = images.shape[:3]
+    ncols = max(1, min(ncols, num))
+    rows = -(-num // ncols)
+    sheet = Image.new("RGB", (ncols * width * scale, rows * height * scale))
+    for index in range(num):
+        tile = Image.fromarray(images[index]).resize((width * scale, height * scale), Image.NEAREST)
+        draw = ImageDraw.Draw(tile)
+        sets = [(predicted[index], (255, 40, 40))]
+        if target is not None:
+            sets.insert(0, (target[index], (40, 220, 40)))
+        for points, colour in sets:
+            for x, y in np.asarray(points, np.float64):
+                # Pixel centres are at integers; the upscaled centre of pixel x is (x + 0.5) * scale.
+                cx, cy = (x + 0.5) * scale, (y + 0.5) * scale
+                draw.ellipse([cx - 1.5, cy - 1.5, cx + 1.5, cy + 1.5], fill=colour)
+        sheet.paste(tile, ((index % ncols) * width * scale, (index // ncols) * height * scale))
+    return np.asarray(sheet)
+
+
+class MemoizedSource:
+    """A random-access source that keeps every record it has produced (procedural faces are slow to draw).
+
+    Records are generated on first access (in this process: use Grain `worker_count=0`), so a process
+    only ever draws its own shard, and every later epoch reads from memory.
+    """
+
+    def __init__(self, source: Any):
+        self.source = source
+        self._records: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> Any:
+        index = int(index)
+        if index not in self._records:
+            self._records[index] = self.source[index]
+        return self._records[index]
+
+    def __repr__(self) -> str:
+        return f"MemoizedSource({self.source!r})"
+
+
+class SupervisedMethod(Method):
+    """The supervised CPM landmark detector (see the module docstring). Built by `build(config)`."""
+
+    name = "supervised"
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        super().__init__(config)
+        self.model = build_detector(config)
+        self.optimizer = make_optimizer(config.optimizer, config.total_steps)
+        size = config.data.image_size
+        if size % self.model.stride:
+            raise ValueError(
+                f"data.image_size must be divisible by the detector's stride {self.model.stride}; got {size}."
+            )
+        self.heatmap_size = size // self.model.stride
+        if config.eval.locator not in LOCATORS:
+            raise ValueError(f"eval.locator must be one of {LOCATORS}; got {config.eval.locator!r}.")
+        self._sources: dict[str, MemoizedSource] = {}
+
+    def init_state(self, rng: jax.Array) -> TrainState:
+        size = self.config.data.image_size
+        params = self.model.init(rng, jnp.zeros([1, size, size, 3], jnp.float32))["params"]
+        return TrainState(step=jnp.zeros([], jnp.int32), params=params, opt_state=self.optimizer.init(params))
+
+    def predict(self, params: Any, images: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """`(landmarks [B, K, 2] image pixels, stage heatmaps [S, B, h, w, K (+1)])` for images `[B, H, W, 3]`."""
+        stage_heatmaps = self.model.apply({"params": params}, images)
+        landmarks = locate_landmarks(
+            stage_heatmaps[-1],
+            self.model.num_keypoints,
+            self.model.stride,
+            locator=self.config.eval.locator,
+            temperature=self.config.loss.coord_temperature,
+            radius=self.config.eval.radius,
+        )
+        return landmarks, stage_heatmaps
+
+    def loss_fn(
+        self, params: Any, batch: Mapping[str, jnp.ndarray]
+    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+        """Total loss and its parts for a batch with `image`, `landmarks` and `visibility`."""
+        loss_config = self.config.loss
+        stage_heatmaps = self.model.apply({"params": params}, batch["image"])
+        targets, weights = heatmap_targets(
+            batch["landmarks"],
+            batch["visibility"],
+            height=self.heatmap_size,
+            width=self.heatmap_size,
+            stride=self.model.stride,
+            sigma=loss_config.heatmap_sigma,
+            threshold=loss_config.target_threshold,
+            with_background=self.model.with_background,
+        )
+        # Per-image losses, then the batch mean: every image weighs the same however many of its
+        # landmarks are visible, so a per-device mean of equal shards is exactly the global mean.
+        heatmap_loss = jnp.mean(
+            jax.vmap(losses.multi_stage_heatmap_mse, in_axes=(1, 0, 0))(stage_heatmaps, targets, weights)
+        )
+        coords = locate_landmarks(
+            stage_heatmaps[-1],
+            self.model.num_keypoints,
+            self.model.stride,
+            locator="soft_argmax",
+            temperature=loss_config.coord_temperature,
+        )
+        coord_loss = jnp.mean(
+            jax.vmap(losses.point_distance_loss)(coords, batch["landmarks"], batch["visibility"])
+        )
+        total = loss_config.heatmap_weight * heatmap_loss + loss_config.coord_weight * coord_loss
+        return total, {"heatmap_loss": heatmap_loss, "coord_loss": coord_loss}
+
+    def train_step(
+        self,
+        state: TrainState,
+        batch: Mapping[str, jax.Array],
+        rng: jax.Array,
+        *,
+        axis_name: str | None = None,
+    ) -> tuple[TrainState, dict[str, jax.Array]]:
+        del rng  # augmentation happens in the data pipeline; the step itself is deterministic
+        (loss, parts), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(state.params, batch)
+        grads = mean_over_axis(grads, axis_name)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        step_metrics = mean_over_axis({"loss": loss, **parts}, axis_name)
+        step_metrics["grad_norm"] = optax.tree.norm(grads)
+        new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state)
+        return new_state, step_metrics
+
+    def eval_step(self, state: TrainState, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+        predicted, _ = self.predict(state.params, batch["image"])
+        return {"nme": metrics.nme(predicted, batch["landmarks"], "inter_ocular", batch["visibility"])}
+
+    def summarize(self, outputs: Mapping[str, np.ndarray]) -> dict[str, float]:
+        threshold = self.config.eval.threshold
+        errors = np.asarray(outputs["nme"], np.float32)
+        return {
+            "nme": float(np.nanmean(errors)),
+            f"auc@{threshold:g}": float(metrics.auc(errors, threshold)),
+            f"failure_rate@{threshold:g}": float(metrics.failure_rate(errors, threshold)),
+            "num_examples": int(errors.shape[0]),
+        }
+
+    def _source(self, num_records: int, seed: int) -> MemoizedSource:
+        source = SyntheticFaceSource(num_records, size=self.config.data.source_size, seed=seed)
+        key = repr(source)
+        if key not in self._sources:
+            self._sources[key] = MemoizedSource(source)
+        return self._sources[key]
+
+    def train_loader(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
+        data = self.config.data
+        augment = RandomFaceAugment(
+            FaceAugmentConfig(
+                output_size=data.image_size,
+                margin=data.crop_margin,
+                scale_range=tuple(data.augment.scale_range),
+                max_rotation=data.augment.max_rotation,
+                max_shift=data.augment.max_shift,
+                flip_probability=data.augment.flip_probability,
+                brightness=data.augment.colour_jitter,
+                contrast=data.augment.colour_jitter,
+                saturation=data.augment.colour_jitter,
+            )
+        )
+        loader = make_loader(
+            self._source(data.num_train, data.train_seed),
+            batch_size=batch_size,
+            seed=self.config.seed,
+            shuffle=True,
+            num_epochs=None,
+            augment=augment,
+        )
+        return iter(loader)
+
+    def eval_loader(self, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
+        data = self.config.data
+        return make_loader(
+            self._source(data.num_test, data.test_seed),
+            batch_size=batch_size,
+            seed=self.config.seed,
+            shuffle=False,
+            num_epochs=1,
+            augment=CropFace(data.image_size, data.crop_margin),
+            drop_remainder=False,
+        )
+
+    def visualize(self, state: TrainState, batch: Mapping[str, Any]) -> np.ndarray:
+        count = min(self.config.eval.num_visualized, len(batch["image"]))
+        images = jnp.asarray(batch["image"][:count])
+        predicted, _ = jax.jit(self.predict)(state.params, images)
+        return draw_landmarks(
+            np.asarray(images), np.asarray(predicted), np.asarray(batch["landmarks"][:count])
+        )
+
+
+def build(config: ml_collections.ConfigDict) -> SupervisedMethod:
+    """The supervised method for `config` (see `landmarkjax/configs/supervised.py`)."""
+    return SupervisedMethod(config)

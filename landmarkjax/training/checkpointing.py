@@ -1,0 +1,430 @@
+"""Training checkpoints: Orbax v1 behind one small class.
+
+`TrainingCheckpoints` keeps a sequence of step checkpoints under one directory. Each holds the train
+state (any pytree of arrays) and, optionally, the training data iterator's position, so a resumed run
+continues with exactly the batches it would have seen. It keeps the last N checkpoints plus the best
+one by an evaluation metric.
+
+Guarantees:
+  * Atomic saves: Orbax writes a step into a temporary directory and renames it when complete, so a
+    crash mid-save leaves no directory that looks like a finished checkpoint (leftover temporary
+    directories are removed on the next start).
+  * Integrity: every save writes a manifest with the state's layout (leaf paths, dtypes, shapes) and a
+    SHA-256 fingerprint of its values; a restore that fails to read, or reads values whose fingerprint
+    differs, is treated as corrupt. A readable checkpoint whose layout differs from the run's state is
+    an `IncompatibleCheckpointError` (a config mistake, not corruption), and nothing is moved.
+  * `restore_latest` falls back from a corrupt latest checkpoint to the newest good one, moves the bad
+    one aside (into `<directory>.corrupt/`, for inspection) and reports what it skipped.
+
+Orbax 0.12.8 ships the v1 API as `orbax.checkpoint.experimental.v1` (its docs already import it as
+`orbax.checkpoint.v1`, which is tried first); its `training.Checkpointer` provides everything used here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+from jax.experimental import multihost_utils
+
+try:
+    import orbax.checkpoint.v1 as ocp
+except ImportError:
+    import orbax.checkpoint.experimental.v1 as ocp
+
+__all__ = [
+    "IncompatibleCheckpointError",
+    "SkippedCheckpoint",
+    "RestoredCheckpoint",
+    "TrainingCheckpoints",
+    "abstract_state",
+    "state_fingerprint",
+    "state_layout",
+]
+
+_STATE = "state"
+_DATA = "data"
+_MANIFEST = "manifest"
+_MANIFEST_FILE = "manifest.json"
+
+
+class IncompatibleCheckpointError(ValueError):
+    """A readable checkpoint that does not fit this run (different model, or process count)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedCheckpoint:
+    """A checkpoint that could not be restored: its step, why, and where it was moved."""
+
+    step: int
+    reason: str
+    moved_to: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RestoredCheckpoint:
+    """The result of `TrainingCheckpoints.restore_latest`."""
+
+    step: int
+    state: Any
+    skipped: tuple[SkippedCheckpoint, ...] = ()
+
+
+def abstract_state(state: Any) -> Any:
+    """`jax.ShapeDtypeStruct`s (with shardings) describing a concrete state: the restore target."""
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=getattr(x, "sharding", None)),
+        state,
+    )
+
+
+def _host_value(leaf: Any) -> np.ndarray:
+    if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        if leaf.is_fully_replicated:
+            return np.asarray(leaf.addressable_data(0))
+        return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+    return np.asarray(leaf)
+
+
+def state_fingerprint(state: Any) -> str:
+    """Hex SHA-256 of the state's tree structure, dtypes, shapes and values (the global values)."""
+    digest = hashlib.sha256()
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
+    digest.update(str(treedef).encode())
+    for path, leaf in leaves:
+        value = np.ascontiguousarray(_host_value(leaf))
+        digest.update(f"{jax.tree_util.keystr(path)}:{value.dtype}:{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def _process_filename() -> str:
+    return f"process_{jax.process_index()}-of-{jax.process_count()}.json"
+
+
+def _encode_iterator_state(state: Any) -> str:
+    if isinstance(state, bytes):
+        return json.dumps({"bytes_base64": base64.b64encode(state).decode("ascii")})
+    return json.dumps({"json": state})
+
+
+def _decode_iterator_state(text: str) -> Any:
+    record = json.loads(text)
+    if "bytes_base64" in record:
+        return base64.b64decode(record["bytes_base64"])
+    return record["json"]
+
+
+class _IteratorCheckpointable:
+    """Orbax `StatefulCheckpointable` for any iterator with `get_state()` / `set_state(state)`.
+
+    Each process writes its own iterator position (`process_<i>-of-<n>.json`); the state is captured
+    when `save` is called, and the file is written once Orbax has created the directory.
+    """
+
+    def __init__(self, iterator: Any):
+        self._iterator = iterator
+
+    async def save(self, directory: Any) -> Any:
+        text = _encode_iterator_state(self._iterator.get_state())
+
+        async def write() -> None:
+            path = await directory.await_creation()
+            await asyncio.to_thread((path / _process_filename()).write_text, text)
+
+        return write()
+
+    async def load(self, directory: Any) -> Any:
+        path = directory / _process_filename()
+
+        async def read() -> None:
+            if not await asyncio.to_thread(path.exists):
+                written = sorted(p.name for p in directory.iterdir() if p.name.startswith("process_"))
+                raise IncompatibleCheckpointError(
+                    f"No data-iterator state for {_process_filename()} in {directory}; the checkpoint "
+                    f"holds {written} (was it written with a different number of processes?)."
+                )
+            text = await asyncio.to_thread(path.read_text)
+            self._iterator.set_state(_decode_iterator_state(text))
+
+        return read()
+
+
+def state_layout(state: Any) -> dict[str, str]:
+    """`{leaf path: "dtype[shape]"}` of a concrete or abstract state (what a checkpoint must match)."""
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    return {
+        jax.tree_util.keystr(path): f"{np.dtype(leaf.dtype)}{list(np.shape(leaf))}" for path, leaf in leaves
+    }
+
+
+class _ManifestCheckpointable:
+    """Orbax `StatefulCheckpointable` for the JSON manifest (state layout and fingerprint).
+
+    Process 0 writes it; every process reads it. It is written inside the step's temporary directory,
+    so it becomes visible atomically with the rest of the checkpoint.
+    """
+
+    def __init__(self, manifest: dict[str, Any] | None = None):
+        self.manifest = manifest
+
+    async def save(self, directory: Any) -> Any:
+        text = json.dumps(self.manifest, indent=1, sort_keys=True)
+
+        async def write() -> None:
+            path = await directory.await_creation()
+            if jax.process_index() == 0:
+                await asyncio.to_thread((path / _MANIFEST_FILE).write_text, text)
+
+        return write()
+
+    async def load(self, directory: Any) -> Any:
+        async def read() -> None:
+            text = await asyncio.to_thread((directory / _MANIFEST_FILE).read_text)
+            self.manifest = json.loads(text)
+
+        return read()
+
+
+def _check_compatible(step: int, saved_layout: dict[str, str], wanted_layout: dict[str, str]) -> None:
+    """Raises IncompatibleCheckpointError if the saved state's leaves, shapes or dtypes differ."""
+    missing = sorted(set(wanted_layout) - set(saved_layout))
+    extra = sorted(set(saved_layout) - set(wanted_layout))
+    if missing or extra:
+        raise IncompatibleCheckpointError(
+            f"Checkpoint at step {step} holds a different state structure: missing {missing[:3]}, "
+            f"unexpected {extra[:3]}. Was it written with another config?"
+        )
+    for path, wanted in wanted_layout.items():
+        if saved_layout[path] != wanted:
+            raise IncompatibleCheckpointError(
+                f"Checkpoint at step {step}: {path} is {saved_layout[path]}, this run expects {wanted}. "
+                "Was it written with another config?"
+            )
+
+
+def _find_cause(error: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """`error` or the first exception of type `kind` in its cause/context chain (Orbax wraps errors)."""
+    while error is not None:
+        if isinstance(error, kind):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _describe(error: BaseException) -> str:
+    """One line naming the innermost cause of `error` (Orbax wraps the informative I/O error)."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}"[:300]
+
+
+class TrainingCheckpoints:
+    """The checkpoints of one training run.
+
+    Every process of a multi-process run must make the same calls in the same order.
+
+    Args:
+      directory: root directory; step `s` is stored in `<directory>/<s>`.
+      keep_last: how many of the most recent checkpoints to keep (>= 1).
+      best_metric: name of an evaluation metric passed to `save(..., metrics=)`; the best checkpoint by
+        it is kept as well, and `best_step` returns it. None keeps only the last ones.
+      best_mode: "min" if lower `best_metric` is better (errors), "max" otherwise.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        keep_last: int = 3,
+        best_metric: str | None = None,
+        best_mode: str = "min",
+    ):
+        if keep_last < 1:
+            raise ValueError(f"keep_last must be >= 1; got {keep_last}.")
+        if best_mode not in ("min", "max"):
+            raise ValueError(f"best_mode must be 'min' or 'max'; got {best_mode!r}.")
+        self.directory = os.path.abspath(os.fspath(directory))
+        self.quarantine_directory = self.directory.rstrip(os.sep) + ".corrupt"
+        self.best_metric = best_metric
+        self.best_mode = best_mode
+        policies = ocp.training.preservation_policies
+        keep = [policies.LatestN(keep_last)]
+        if best_metric is not None:
+            keep.append(
+                policies.BestN(
+                    get_metric_fn=lambda metrics: metrics[best_metric],
+                    reverse=best_mode == "min",
+                    n=1,
+                    keep_checkpoints_without_metrics=False,
+                )
+            )
+        self._checkpointer = ocp.training.Checkpointer(
+            self.directory,
+            preservation_policy=policies.AnyPreservationPolicy(keep),
+            cleanup_tmp_directories=True,
+        )
+
+    @property
+    def steps(self) -> list[int]:
+        """Steps of the finished checkpoints on disk, ascending."""
+        return [checkpoint.step for checkpoint in self._checkpointer.checkpoints]
+
+    @property
+    def latest_step(self) -> int | None:
+        """The newest checkpoint's step, or None if there is none."""
+        steps = self.steps
+        return steps[-1] if steps else None
+
+    def best_step(self) -> int | None:
+        """Step of the best checkpoint by `best_metric`; the latest if none carries the metric."""
+        scored = [
+            (checkpoint.metrics[self.best_metric], checkpoint.step)
+            for checkpoint in self._checkpointer.checkpoints
+            if self.best_metric is not None and checkpoint.metrics and self.best_metric in checkpoint.metrics
+        ]
+        if not scored:
+            return self.latest_step
+        best = min(scored) if self.best_mode == "min" else max(scored)
+        return best[1]
+
+    def save(
+        self,
+        step: int,
+        state: Any,
+        *,
+        data_iterator: Any = None,
+        metrics: dict[str, float] | None = None,
+    ) -> None:
+        """Saves `state` (and the iterator's position) as step `step`; blocks until it is on disk.
+
+        Args:
+          step: training steps completed; must be larger than every saved step.
+          state: pytree of arrays.
+          data_iterator: optional object with `get_state()` / `set_state(state)`.
+          metrics: optional JSON-able evaluation metrics, used to rank checkpoints by `best_metric`.
+        """
+        manifest = {"layout": state_layout(state), "sha256": state_fingerprint(state)}
+        checkpointables = {_STATE: state, _MANIFEST: _ManifestCheckpointable(manifest)}
+        if data_iterator is not None:
+            checkpointables[_DATA] = _IteratorCheckpointable(data_iterator)
+        self._checkpointer.save_checkpointables(
+            step,
+            checkpointables,
+            force=True,
+            metrics=None if metrics is None else {k: float(v) for k, v in metrics.items()},
+        )
+
+    def restore(self, step: int, abstract: Any, *, data_iterator: Any = None) -> Any:
+        """Restores and verifies step `step`.
+
+        Args:
+          step: a step in `steps`.
+          abstract: the state's structure, e.g. `abstract_state(initial_state)`: restored arrays get its
+            shapes, dtypes and shardings.
+          data_iterator: optional iterator whose position is set to the saved one.
+
+        Returns:
+          The restored state.
+
+        Raises:
+          IncompatibleCheckpointError: the checkpoint was written for another state layout.
+          Exception: any read error or fingerprint mismatch (a corrupt checkpoint).
+        """
+        manifest = self._checkpointer.load_checkpointables(step, {_MANIFEST: _ManifestCheckpointable()})[
+            _MANIFEST
+        ].manifest
+        _check_compatible(step, manifest["layout"], state_layout(abstract))
+        expected = manifest["sha256"]
+        targets = {_STATE: abstract}
+        if data_iterator is not None:
+            targets[_DATA] = _IteratorCheckpointable(data_iterator)
+        state = self._checkpointer.load_checkpointables(step, targets)[_STATE]
+        actual = state_fingerprint(state)
+        if actual != expected:
+            raise ValueError(
+                f"checkpoint at step {step} does not match its fingerprint (stored {expected[:12]}..., "
+                f"read {actual[:12]}...): its files were changed after saving"
+            )
+        return state
+
+    def restore_latest(self, abstract: Any, *, data_iterator: Any = None) -> RestoredCheckpoint | None:
+        """Restores the newest checkpoint that reads back intact; None if there is none.
+
+        Corrupt checkpoints newer than it are moved into `quarantine_directory`, logged as warnings and
+        listed in the result's `skipped`.
+
+        Raises:
+          IncompatibleCheckpointError: a readable checkpoint does not fit `abstract` (wrong config);
+            nothing is moved in that case.
+        """
+        skipped = []
+        for step in reversed(self.steps):
+            try:
+                state = self.restore(step, abstract, data_iterator=data_iterator)
+            except Exception as error:  # noqa: BLE001 - any read failure means the files are unusable
+                incompatible = _find_cause(error, IncompatibleCheckpointError)
+                if incompatible is not None:
+                    raise incompatible from error
+                reason = _describe(error)
+                moved_to = self._quarantine(step)
+                logging.warning(
+                    "Checkpoint at step %d is corrupt or half-written (%s); moved it to %s and "
+                    "trying the previous checkpoint.",
+                    step,
+                    reason,
+                    moved_to,
+                )
+                skipped.append(SkippedCheckpoint(step, reason, moved_to))
+                continue
+            if skipped:
+                logging.warning(
+                    "Resuming from checkpoint at step %d instead of the corrupt step(s) %s.",
+                    step,
+                    [s.step for s in skipped],
+                )
+            return RestoredCheckpoint(step, state, tuple(skipped))
+        if skipped:
+            logging.warning("No intact checkpoint left in %s; starting from scratch.", self.directory)
+        return None
+
+    def _step_path(self, step: int) -> str:
+        (path,) = [str(c.path) for c in self._checkpointer.checkpoints if c.step == step]
+        return path
+
+    def _quarantine(self, step: int) -> str:
+        """Moves step `step`'s directory out of the checkpoint root (process 0 moves, all wait)."""
+        source = self._step_path(step)
+        target = os.path.join(self.quarantine_directory, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if jax.process_index() == 0:
+            os.makedirs(self.quarantine_directory, exist_ok=True)
+            shutil.move(source, target)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices(f"landmarkjax_quarantine_{step}")
+        self._checkpointer.reload()
+        return target
+
+    def wait(self) -> None:
+        """Blocks until any background checkpoint work has finished."""
+        self._checkpointer.wait()
+
+    def close(self) -> None:
+        """Finishes pending work and releases the checkpointer."""
+        self._checkpointer.close()
+
+    def __enter__(self) -> TrainingCheckpoints:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()

@@ -1,0 +1,241 @@
+"""TrainingCheckpoints: round trips with the data iterator, retention, integrity checks, fallbacks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from landmarkjax.training.checkpointing import (
+    IncompatibleCheckpointError,
+    TrainingCheckpoints,
+    abstract_state,
+    state_fingerprint,
+    state_layout,
+)
+
+# Orbax leaves some background coroutines of a failed read un-awaited; the tests provoke such reads.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning"),
+]
+
+
+def make_state(scale: float = 1.0):
+    return {
+        "params": {"w": jnp.arange(12.0).reshape(3, 4) * scale, "b": jnp.full([4], scale)},
+        "step": jnp.asarray(int(scale), jnp.int32),
+    }
+
+
+def make_iterator():
+    loader = grain.DataLoader(
+        data_source=list(range(50)),
+        sampler=grain.samplers.IndexSampler(
+            50, shard_options=grain.sharding.NoSharding(), shuffle=True, num_epochs=None, seed=7
+        ),
+        operations=[grain.transforms.Batch(4)],
+        worker_count=0,
+    )
+    return iter(loader)
+
+
+class DictStateIterator:
+    """An iterator whose state is a JSON-able dict (like Grain's dataset iterators)."""
+
+    def __init__(self):
+        self.position = 0
+
+    def __next__(self):
+        self.position += 1
+        return self.position
+
+    def get_state(self):
+        return {"position": self.position, "name": "counter"}
+
+    def set_state(self, state):
+        self.position = state["position"]
+
+
+def _assert_states_equal(actual, expected):
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(e))
+
+
+def test_round_trip_restores_state_and_data_position(tmp_path):
+    iterator = make_iterator()
+    for _ in range(3):
+        next(iterator)
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        checkpoints.save(3, make_state(3.0), data_iterator=iterator)
+        expected_next = [next(iterator).tolist() for _ in range(5)]
+
+        fresh = make_iterator()
+        restored = checkpoints.restore(3, abstract_state(make_state()), data_iterator=fresh)
+    _assert_states_equal(restored, make_state(3.0))
+    assert [next(fresh).tolist() for _ in range(5)] == expected_next
+
+
+def test_round_trip_of_a_dict_state_iterator(tmp_path):
+    iterator = DictStateIterator()
+    for _ in range(11):
+        next(iterator)
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        checkpoints.save(1, make_state(), data_iterator=iterator)
+        fresh = DictStateIterator()
+        checkpoints.restore(1, abstract_state(make_state()), data_iterator=fresh)
+    assert fresh.position == 11
+    with open(tmp_path / "1" / "data" / "process_0-of-1.json") as file:
+        assert json.load(file) == {"json": {"position": 11, "name": "counter"}}
+
+
+def test_keeps_the_last_n_and_the_best(tmp_path):
+    scores = {2: 0.5, 4: 0.2, 6: 0.3}
+    with TrainingCheckpoints(tmp_path, keep_last=2, best_metric="nme") as checkpoints:
+        for step in range(1, 8):
+            metrics = {"nme": scores[step]} if step in scores else None
+            checkpoints.save(step, make_state(step), metrics=metrics)
+        assert checkpoints.steps == [4, 6, 7]
+        assert checkpoints.best_step() == 4
+        assert checkpoints.latest_step == 7
+    with TrainingCheckpoints(tmp_path, keep_last=2, best_metric="nme", best_mode="max") as checkpoints:
+        assert checkpoints.best_step() == 6  # only 4 and 6 still carry the metric
+
+
+def test_best_step_without_metrics_is_the_latest(tmp_path):
+    with TrainingCheckpoints(tmp_path, best_metric="nme") as checkpoints:
+        assert checkpoints.best_step() is None and checkpoints.latest_step is None
+        checkpoints.save(1, make_state())
+        checkpoints.save(2, make_state())
+        assert checkpoints.best_step() == 2
+
+
+def test_manifest_records_layout_and_sha256(tmp_path):
+    state = make_state(2.0)
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        checkpoints.save(5, state)
+    with open(tmp_path / "5" / "manifest" / "manifest.json") as file:
+        manifest = json.load(file)
+    assert manifest["layout"] == {
+        "['params']['b']": "float32[4]",
+        "['params']['w']": "float32[3, 4]",
+        "['step']": "int32[]",
+    }
+    assert manifest["sha256"] == state_fingerprint(state)
+    assert state_layout(abstract_state(state)) == manifest["layout"]
+
+
+def test_fingerprint_sees_every_value_and_the_structure():
+    reference = hashlib.sha256()
+    state = make_state()
+    assert len(state_fingerprint(state)) == len(reference.hexdigest())
+    changed = jax.tree.map(lambda x: x, state)
+    changed["params"]["w"] = changed["params"]["w"].at[2, 3].add(1e-6)
+    assert state_fingerprint(changed) != state_fingerprint(state)
+    renamed = {"params": {"w": state["params"]["w"], "c": state["params"]["b"]}, "step": state["step"]}
+    assert state_fingerprint(renamed) != state_fingerprint(state)
+    assert state_fingerprint(jax.tree.map(np.asarray, state)) == state_fingerprint(state)
+
+
+def test_values_changed_after_saving_are_detected_and_skipped(tmp_path):
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        checkpoints.save(1, make_state(1.0))
+        checkpoints.save(2, make_state(2.0))
+    manifest_path = tmp_path / "2" / "manifest" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["sha256"] = state_fingerprint(make_state(9.0))  # as if the array files held other values
+    manifest_path.write_text(json.dumps(manifest))
+
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        with pytest.raises(ValueError, match="does not match its fingerprint"):
+            checkpoints.restore(2, abstract_state(make_state()))
+        restored = checkpoints.restore_latest(abstract_state(make_state()))
+        assert restored.step == 1
+        assert [s.step for s in restored.skipped] == [2]
+        assert "fingerprint" in restored.skipped[0].reason
+        assert checkpoints.steps == [1]
+    _assert_states_equal(restored.state, make_state(1.0))
+    assert os.path.isdir(restored.skipped[0].moved_to)
+    assert os.path.dirname(restored.skipped[0].moved_to) == str(tmp_path) + ".corrupt"
+
+
+@pytest.mark.parametrize("damage", ["truncate_arrays", "delete_manifest", "empty_directory"])
+def test_unreadable_latest_falls_back_to_previous(tmp_path, damage):
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        checkpoints.save(1, make_state(1.0))
+        checkpoints.save(2, make_state(2.0))
+    step_dir = tmp_path / "2"
+    if damage == "truncate_arrays":
+        for root, _, files in os.walk(step_dir / "state"):
+            for name in files:
+                if os.path.basename(root) == "d":
+                    path = os.path.join(root, name)
+                    data = open(path, "rb").read()
+                    open(path, "wb").write(data[: len(data) // 3])
+    elif damage == "delete_manifest":
+        os.remove(step_dir / "manifest" / "manifest.json")
+    else:  # a file system without atomic rename, crashed right after creating the directory
+        for entry in os.listdir(step_dir):
+            path = step_dir / entry
+            if path.is_dir():
+                for root, dirs, files in os.walk(path, topdown=False):
+                    for name in files:
+                        os.remove(os.path.join(root, name))
+                    for name in dirs:
+                        os.rmdir(os.path.join(root, name))
+                os.rmdir(path)
+            else:
+                os.remove(path)
+
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        restored = checkpoints.restore_latest(abstract_state(make_state()))
+    assert restored.step == 1
+    assert [s.step for s in restored.skipped] == [2]
+    _assert_states_equal(restored.state, make_state(1.0))
+
+
+def test_no_intact_checkpoint_gives_none(tmp_path):
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        assert checkpoints.restore_latest(abstract_state(make_state())) is None
+        checkpoints.save(1, make_state())
+    os.remove(tmp_path / "1" / "manifest" / "manifest.json")
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        assert checkpoints.restore_latest(abstract_state(make_state())) is None
+        assert checkpoints.steps == []
+
+
+def test_incompatible_state_is_an_error_and_nothing_is_moved(tmp_path):
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        checkpoints.save(1, make_state())
+        other = {"params": {"w": jnp.zeros([3, 5]), "b": jnp.zeros([4])}, "step": jnp.zeros([], jnp.int32)}
+        with pytest.raises(IncompatibleCheckpointError, match=r"\['params'\]\['w'\] is float32\[3, 4\]"):
+            checkpoints.restore_latest(abstract_state(other))
+        missing = {"params": {"w": jnp.zeros([3, 4])}, "step": jnp.zeros([], jnp.int32)}
+        with pytest.raises(IncompatibleCheckpointError, match="different state structure"):
+            checkpoints.restore_latest(abstract_state(missing))
+        assert checkpoints.steps == [1]
+    assert not os.path.exists(str(tmp_path) + ".corrupt")
+
+
+def test_checkpoint_of_another_process_count_is_an_error_and_nothing_is_moved(tmp_path):
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        checkpoints.save(1, make_state(), data_iterator=DictStateIterator())
+    data_dir = tmp_path / "1" / "data"
+    os.rename(data_dir / "process_0-of-1.json", data_dir / "process_0-of-2.json")  # as if from 2 processes
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        with pytest.raises(IncompatibleCheckpointError, match="different number of processes"):
+            checkpoints.restore_latest(abstract_state(make_state()), data_iterator=DictStateIterator())
+        assert checkpoints.steps == [1]
+
+
+def test_bad_arguments_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="keep_last must be >= 1"):
+        TrainingCheckpoints(tmp_path, keep_last=0)
+    with pytest.raises(ValueError, match="best_mode must be 'min' or 'max'"):
+        TrainingCheckpoints(tmp_path, best_mode="lowest")

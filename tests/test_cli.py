@@ -1,0 +1,129 @@
+"""train.py and eval.py as a user runs them (subprocesses, tiny config overrides)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from landmarkjax.configs import supervised
+from landmarkjax.configs.defaults import DEFAULT_METHOD, config_path, default_config_path
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TINY = [
+    "--config.total_steps=4",
+    "--config.batch_size=8",
+    "--config.eval_batch_size=8",
+    "--config.log_every=2",
+    "--config.checkpoint_every=2",
+    "--config.eval_every=2",
+    "--config.data.num_train=16",
+    "--config.data.num_test=8",
+    "--config.data.source_size=48",
+    "--config.data.image_size=32",
+    "--config.model.backbone_widths=(8,8,8)",
+    "--config.model.stage_width=8",
+    "--config.model.num_stages=2",
+    "--config.model.stage_depth=1",
+    "--config.eval.num_visualized=4",
+]
+
+
+def _run(script, *args):
+    env = dict(os.environ, JAX_DEFAULT_PRNG_IMPL="rbg")  # threefry compiles slowly on CPU
+    env.pop("XLA_FLAGS", None)  # one CPU device, as a user has
+    completed = subprocess.run(
+        [sys.executable, os.path.join(REPO, script), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
+
+
+def test_default_config_is_the_supervised_detector():
+    assert DEFAULT_METHOD == "supervised"
+    assert default_config_path() == config_path("supervised") == os.path.abspath(supervised.__file__)
+    config = supervised.get_config()
+    assert config.method == "supervised" and config.data.image_size == 64
+    assert "python train.py" in supervised.__doc__
+    with pytest.raises(FileNotFoundError, match="No config file for method 'nope'"):
+        config_path("nope")
+
+
+def test_train_then_eval(tmp_path):
+    workdir = str(tmp_path / "run")
+    lines = _run("train.py", f"--workdir={workdir}", "--noprogress", *TINY)
+    assert [line["step"] for line in lines if line.get("split") == "eval"] == [2, 4]
+    final = lines[-1]
+    assert final["split"] == "final" and final["step"] == 4 and final["workdir"] == workdir
+    assert {"nme", "auc@0.08", "failure_rate@0.08"} <= set(final)
+
+    (record,) = _run("eval.py", f"--workdir={workdir}", *TINY)
+    with open(os.path.join(workdir, "eval.json")) as file:
+        assert json.load(file) == record
+    evals = {line["step"]: line["nme"] for line in lines if line.get("split") == "eval"}
+    assert record["step"] == min(evals, key=evals.get)  # the best checkpoint by NME
+    assert record["nme"] == pytest.approx(evals[record["step"]], rel=1e-5)
+    image = np.asarray(Image.open(os.path.join(workdir, "predictions.png")))
+    assert image.shape == (32 * 3, 4 * 32 * 3, 3)
+
+
+def _train_losses(workdir):
+    """Train loss per step from metrics.jsonl; a step logged before a crash and again after resuming
+    keeps its last value."""
+    with open(os.path.join(workdir, "metrics.jsonl")) as file:
+        records = [json.loads(line) for line in file]
+    return {r["step"]: r["loss"] for r in records if r["split"] == "train"}
+
+
+@pytest.mark.slow
+def test_sigkill_during_training_then_resume_matches_an_uninterrupted_run(tmp_path):
+    args = [
+        *TINY,
+        "--config.total_steps=300",
+        "--config.log_every=1",
+        "--config.checkpoint_every=20",
+        "--config.eval_every=0",
+    ]
+    straight = str(tmp_path / "straight")
+    _run("train.py", f"--workdir={straight}", "--noprogress", *args)
+
+    killed = str(tmp_path / "killed")
+    env = dict(os.environ, JAX_DEFAULT_PRNG_IMPL="rbg")
+    env.pop("XLA_FLAGS", None)
+    process = subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "train.py"), f"--workdir={killed}", "--noprogress", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint_dir = os.path.join(killed, "checkpoints")
+    deadline = time.time() + 300
+    while time.time() < deadline and not (
+        os.path.isdir(checkpoint_dir) and "40" in os.listdir(checkpoint_dir)
+    ):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    steps_before = len(_train_losses(killed))
+    assert 40 <= steps_before < 300, "the run must be killed part-way"
+
+    lines = _run("train.py", f"--workdir={killed}", "--noprogress", *args)
+    assert lines[-1]["step"] == 300
+    assert _train_losses(killed) == _train_losses(straight)
+    straight_eval = _run("eval.py", f"--workdir={straight}", "--step=300", *args)[0]
+    killed_eval = _run("eval.py", f"--workdir={killed}", "--step=300", *args)[0]
+    assert killed_eval == straight_eval

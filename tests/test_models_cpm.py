@@ -1,0 +1,95 @@
+"""The CPM detector and its building blocks."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import signal
+
+from landmarkjax.models.cpm import CPM
+from landmarkjax.models.layers import ConvReLU, ConvStack
+
+# XLA compiles the default threefry generator slowly on CPU (seconds per initialiser); these tests only
+# need some random parameters, so they use the RBG generator.
+KEY = jax.random.key(0, impl="rbg")
+
+
+def _numpy_conv_relu(x, kernel, bias, dilation):
+    """Same-padded dilated cross-correlation + bias + ReLU, written with scipy (x: [H, W, Cin])."""
+    size = kernel.shape[0]
+    dilated = np.zeros([(size - 1) * dilation + 1] * 2 + list(kernel.shape[2:]), kernel.dtype)
+    dilated[::dilation, ::dilation] = kernel
+    out = np.zeros(x.shape[:2] + (kernel.shape[3],))
+    for o in range(kernel.shape[3]):
+        for i in range(kernel.shape[2]):
+            out[..., o] += signal.correlate2d(x[..., i], dilated[..., i, o], mode="same")
+    return np.maximum(out + bias, 0.0)
+
+
+@pytest.mark.parametrize("kernel_size, dilation", [(3, 1), (3, 2), (5, 1)])
+def test_conv_relu_matches_scipy(kernel_size, dilation):
+    x = np.random.default_rng(0).normal(size=(1, 9, 11, 3)).astype(np.float32)
+    layer = ConvReLU(4, kernel_size, dilation)
+    params = jax.jit(layer.init)(KEY, x)
+    params = jax.tree.map(lambda p: p + 0.1, params)  # non-zero bias as well
+    out = jax.jit(layer.apply)(params, x)
+    kernel = np.asarray(params["params"]["Conv_0"]["kernel"])
+    bias = np.asarray(params["params"]["Conv_0"]["bias"])
+    np.testing.assert_allclose(out[0], _numpy_conv_relu(x[0], kernel, bias, dilation), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_stack_pools_between_blocks():
+    stack = ConvStack((4, 6, 8), convs_per_block=2)
+    assert stack.stride == 4
+    x = jnp.ones([2, 16, 12, 3])
+    out, params = jax.eval_shape(stack.init_with_output, KEY, x)
+    assert out.shape == (2, 4, 3, 8)
+    assert len(params["params"]) == 6  # 3 blocks x 2 convs
+
+
+@pytest.mark.parametrize(
+    "widths, background, stages", [((8, 8, 8), True, 3), ((8, 8, 8, 8), False, 2), ((8,), True, 1)]
+)
+def test_cpm_output_shape(widths, background, stages):
+    model = CPM(
+        num_keypoints=5, backbone_widths=widths, stage_width=8, num_stages=stages, with_background=background
+    )
+    images = jnp.zeros([2, 32, 32, 3])
+    out, _ = jax.eval_shape(model.init_with_output, KEY, images)
+    stride = 2 ** (len(widths) - 1)
+    assert model.stride == stride
+    assert out.shape == (stages, 2, 32 // stride, 32 // stride, 5 + int(background))
+
+
+def test_cpm_initial_heatmaps_are_small():
+    model = CPM(num_keypoints=68, backbone_widths=(8, 16), stage_width=16, num_stages=2, stage_depth=1)
+    images = jax.random.uniform(jax.random.key(1), [2, 16, 16, 3])
+    out, _ = jax.jit(model.init_with_output)(KEY, images)
+    assert float(jnp.max(jnp.abs(out))) < 0.5  # N(0, 0.01) heads: targets start near the all-zero map
+
+
+def test_later_stages_refine_earlier_heatmaps():
+    model = CPM(num_keypoints=3, backbone_widths=(4, 4), stage_width=4, num_stages=3, stage_depth=1)
+    images = jax.random.uniform(jax.random.key(1), [1, 8, 8, 3])
+    params = jax.jit(model.init)(KEY, images)
+
+    def last_stage_total(head_kernel):
+        p = jax.tree.map(lambda x: x, params)
+        p["params"]["stage1_head"]["kernel"] = head_kernel
+        return jnp.sum(model.apply(p, images)[-1])
+
+    gradient = jax.jit(jax.grad(last_stage_total))(params["params"]["stage1_head"]["kernel"])
+    assert float(jnp.max(jnp.abs(gradient))) > 0  # stage 3 sees stage 1's maps through stage 2
+    assert set(params["params"]) >= {"stage2_conv0", "stage3_conv0", "stage3_head"}
+
+
+def test_cpm_rejects_bad_images():
+    model = CPM(num_keypoints=3, backbone_widths=(4, 4, 4))
+    with pytest.raises(ValueError, match="divisible by the stride 4"):
+        model.init(KEY, jnp.zeros([1, 30, 32, 3]))
+    with pytest.raises(ValueError, match=r"\[B, H, W, C\]"):
+        model.init(KEY, jnp.zeros([32, 32, 3]))
+    with pytest.raises(ValueError, match="num_stages must be >= 1"):
+        CPM(num_keypoints=3, backbone_widths=(4,), num_stages=0).init(KEY, jnp.zeros([1, 8, 8, 3]))
