@@ -1,5 +1,8 @@
 """Pure `jax.numpy` operations: no Flax, no configuration, safe under `jit`, `vmap` and `grad`.
 
+Lucas-Kanade tracking (`lk_track`, `forward_backward_check`) is one jit-compiled function batched over
+landmarks and frame pairs.
+
 Conventions: images `[..., H, W, C]` float32 in [0, 1]; points `[..., K, 2]` as (x, y) in pixels with pixel
 centres at integer coordinates (OpenCV); heatmaps `[..., H, W, K]`. Each function documents its shapes.
 """
@@ -36,6 +39,14 @@ from landmarkjax.ops.tps import (
     tps_carry_points,
     control_grid,
     random_tps,
+)
+from landmarkjax.ops.pyramid import (
+    pyramid_downsample,
+    gaussian_pyramid,
+)
+from landmarkjax.ops.lucas_kanade import (
+    lk_track,
+    forward_backward_check,
 )
 from landmarkjax.ops.colour import (
     rgb_to_lab,
@@ -78,6 +89,10 @@ __all__ = [
     "tps_carry_points",
     "control_grid",
     "random_tps",
+    "pyramid_downsample",
+    "gaussian_pyramid",
+    "lk_track",
+    "forward_backward_check",
     "rgb_to_lab",
     "lab_to_rgb",
     "rodrigues",
