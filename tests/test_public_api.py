@@ -18,6 +18,8 @@ EXPECTED_PUBLIC_API = {
         # thin-plate splines
         "ThinPlateSpline", "tps_fit", "tps_warp_points", "tps_invert_points", "pixels_to_normalized",
         "normalized_to_pixels", "tps_warp_image", "tps_carry_points", "control_grid", "random_tps",
+        # pyramids and Lucas-Kanade tracking
+        "pyramid_downsample", "gaussian_pyramid", "lk_track", "forward_backward_check",
         # colour, geometry, momentum
         "rgb_to_lab", "lab_to_rgb",
         "rodrigues", "similarity_procrustes", "apply_similarity", "weak_perspective_project",
@@ -26,6 +28,10 @@ EXPECTED_PUBLIC_API = {
     "landmarkjax.metrics": {
         "NME_NORMALIZERS", "nme", "cumulative_error_distribution", "auc", "failure_rate", "pck", "mpjpe",
         "pa_mpjpe", "region_jaccard", "boundary_f", "jitter",
+    },
+    "landmarkjax.losses": {
+        "heatmap_mse", "multi_stage_heatmap_mse", "point_distance_loss", "point_l1_loss",
+        "registration_point_mask", "registration_distance", "registration_loss",
     },
     "landmarkjax.body": {
         "SMPLModel", "SMPLOutput", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "COCOPLUS_JOINT_NAMES", "REQUIRED_KEYS",

@@ -1,0 +1,121 @@
+"""The SBR method: the staged data stream, the registration term of the train step, and a tiny run."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from landmarkjax.configs.sbr import get_config
+from landmarkjax.methods.base import available_methods, build_method
+from landmarkjax.methods.sbr import CLIP_KEY, SBRMethod
+from landmarkjax.training.loop import evaluate_checkpoint, train_and_evaluate
+from landmarkjax.training.metric_writer import read_metrics
+
+
+@pytest.fixture(autouse=True)
+def _fast_compiling_keys():
+    """The RBG generator compiles faster than threefry on CPU; these tests only need some keys."""
+    with jax.default_prng_impl("rbg"):
+        yield
+
+
+def tiny_config():
+    config = get_config()
+    config.total_steps = 4
+    config.batch_size = 4
+    config.eval_batch_size = 4
+    config.log_every = 1
+    config.eval_every = 0
+    config.checkpoint_every = 2
+    config.data.image_size = 32
+    config.data.source_size = 48
+    config.data.num_train = 8
+    config.data.num_test = 4
+    config.data.num_train_clips = 8
+    config.data.num_eval_clips = 6
+    config.data.eval_clip_length = 4
+    config.model.backbone_widths = (8, 8, 8)
+    config.model.stage_width = 8
+    config.model.num_stages = 2
+    config.model.stage_depth = 1
+    config.eval.num_visualized = 4
+    config.optimizer.warmup_steps = 0
+    config.sbr.stage1_steps = 2
+    config.sbr.lk.window_radius = 3
+    return config
+
+
+def test_method_is_registered_and_validates_its_config():
+    assert "sbr" in available_methods()
+    assert isinstance(build_method(tiny_config()), SBRMethod)
+    config = tiny_config()
+    config.sbr.registration_weight = -1.0
+    with pytest.raises(ValueError, match="registration_weight"):
+        SBRMethod(config)
+    config = tiny_config()
+    config.data.eval_clip_length = 2
+    with pytest.raises(ValueError, match="eval_clip_length"):
+        SBRMethod(config)
+
+
+def test_clips_join_the_batches_after_stage_one_and_the_position_is_checkpointed():
+    method = SBRMethod(tiny_config())
+    batches = method.train_loader(2)
+    first, second, third = next(batches), next(batches), next(batches)
+    assert CLIP_KEY not in first and CLIP_KEY not in second
+    assert third[CLIP_KEY].shape == (2, 3, 32, 32, 3) and third[CLIP_KEY].dtype == np.float32
+    assert third["image"].shape == (2, 32, 32, 3)
+    saved = batches.get_state()
+    expected = next(batches)
+    restored = method.train_loader(2)
+    restored.set_state(saved)
+    again = next(restored)
+    np.testing.assert_array_equal(again[CLIP_KEY], expected[CLIP_KEY])
+    np.testing.assert_array_equal(again["image"], expected["image"])
+
+
+def test_registration_term_is_positive_on_moving_clips_and_reaches_the_parameters():
+    config = tiny_config()
+    # An untrained detector is neither confident nor close to the tracks: accept every track here.
+    config.sbr.min_confidence = 0.0
+    config.sbr.max_displacement = 1e3
+    config.sbr.fb_threshold = 1e3
+    method = SBRMethod(config)
+    batches = method.train_loader(4)
+    for _ in range(config.sbr.stage1_steps):
+        next(batches)
+    batch = {key: jnp.asarray(value) for key, value in next(batches).items()}
+    state = method.init_state(jax.random.key(0))
+
+    def registration(params):
+        return method.registration_loss_fn(params, batch[CLIP_KEY])
+
+    (value, num_points), grads = jax.jit(jax.value_and_grad(registration, has_aux=True))(state.params)
+    assert float(num_points) > 0 and np.isfinite(float(value)) and float(value) > 0
+    grad_norm = float(optax.tree.norm(grads))
+    assert np.isfinite(grad_norm) and grad_norm > 0
+
+
+
+def test_training_run_end_to_end(tmp_path):
+    config = tiny_config()
+    result = train_and_evaluate(config, tmp_path)
+    assert result["step"] == 4 and result["num_examples"] == 6 * 4  # every frame of every clip
+    assert set(result) >= {"nme", "auc@0.08", "failure_rate@0.08", "jitter", "gt_jitter"}
+    assert all(np.isfinite(result[key]) for key in ("nme", "jitter", "gt_jitter"))
+    assert 0 <= result["auc@0.08"] <= 1 and result["jitter"] >= 0
+    train = read_metrics(tmp_path, "train")
+    assert [r["step"] for r in train] == [1, 2, 3, 4]
+    assert all(np.isfinite(r["loss"]) for r in train)
+    for r in train:  # the step's loss is the supervised loss plus the weighted registration loss
+        expected = r["supervised_loss"] + config.sbr.registration_weight * r["registration_loss"]
+        assert r["loss"] == pytest.approx(expected, rel=1e-5)
+    assert [r["registration_loss"] for r in train[:2]] == [0.0, 0.0]
+
+    evaluation = evaluate_checkpoint(config, tmp_path)
+    assert evaluation.step == 4
+    assert evaluation.metrics["jitter"] == pytest.approx(result["jitter"], rel=1e-5)
+    assert evaluation.image.dtype == np.uint8 and evaluation.image.shape == (32 * 3, 4 * 32 * 3, 3)
