@@ -233,3 +233,24 @@ def test_worker_processes_are_deterministic_and_augment_each_record_as_the_main_
     # augmentation (its rng comes from the seed and its index).
     assert worker_elements == main_elements and len(main_elements) == 8
     assert worker_batches[0]["attributes"].shape == (2, 0) and worker_batches[0]["file_name"].shape == (2,)
+
+
+def test_memoized_source_draws_each_record_once():
+    from landmarkjax.data.sources import MemoizedSource
+
+    calls = []
+
+    class CountingSource:
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, index):
+            calls.append(index)
+            return {"value": np.full((2,), index)}
+
+    source = MemoizedSource(CountingSource())
+    first = [source[i] for i in (0, 1, 2)]
+    again = [source[np.int64(i)] for i in (2, 1, 0)]
+    assert len(source) == 3
+    assert calls == [0, 1, 2]
+    assert all(a is b for a, b in zip(first, reversed(again)))

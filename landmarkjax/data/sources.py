@@ -22,6 +22,7 @@ from landmarkjax.data.synthetic.faces import synthetic_face, synthetic_face_clip
 from landmarkjax.data.synthetic.objects import synthetic_object_video
 
 __all__ = [
+    "MemoizedSource",
     "SyntheticFaceClipSource",
     "SyntheticFaceSource",
     "SyntheticObjectVideoSource",
@@ -240,3 +241,27 @@ class TfdsSource:
             f"TfdsSource(name={self.name!r}, split={self.split!r}, data_dir={self.data_dir!r}, "
             f"config={self.config!r})"
         )
+
+
+class MemoizedSource:
+    """A random-access source that keeps every record it has produced (procedural faces are slow to draw).
+
+    Records are generated on first access (in this process: use Grain `worker_count=0`), so a process
+    only ever draws its own shard, and every later epoch reads from memory.
+    """
+
+    def __init__(self, source: Any):
+        self.source = source
+        self._records: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> Any:
+        index = int(index)
+        if index not in self._records:
+            self._records[index] = self.source[index]
+        return self._records[index]
+
+    def __repr__(self) -> str:
+        return f"MemoizedSource({self.source!r})"

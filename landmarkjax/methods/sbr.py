@@ -25,14 +25,13 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from landmarkjax import losses, metrics
 from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
 from landmarkjax.data.pipeline import make_loader
-from landmarkjax.data.sources import SyntheticFaceClipSource
-from landmarkjax.methods.base import TrainState, mean_over_axis
-from landmarkjax.methods.supervised import MemoizedSource, SupervisedMethod, draw_landmarks
+from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource
+from landmarkjax.methods.base import TrainState
+from landmarkjax.methods.supervised import SupervisedMethod, draw_landmarks
 
 __all__ = ["CLIP_KEY", "MixedIterator", "SBRMethod", "build", "clip_augmentation"]
 
@@ -158,7 +157,7 @@ class SBRMethod(SupervisedMethod):
         )
         return loss, info["num_points"]
 
-    def sbr_loss_fn(
+    def objective(
         self, params: Any, batch: Mapping[str, jnp.ndarray]
     ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
         """Supervised loss, plus the weighted registration loss when the batch has clips (stage 2)."""
@@ -174,23 +173,6 @@ class SBRMethod(SupervisedMethod):
             "registration_loss": registration,
             "registered_points": num_points,
         }
-
-    def train_step(
-        self,
-        state: TrainState,
-        batch: Mapping[str, jax.Array],
-        rng: jax.Array,
-        *,
-        axis_name: str | None = None,
-    ) -> tuple[TrainState, dict[str, jax.Array]]:
-        del rng  # augmentation happens in the data pipeline; the step itself is deterministic
-        (loss, parts), grads = jax.value_and_grad(self.sbr_loss_fn, has_aux=True)(state.params, batch)
-        grads = mean_over_axis(grads, axis_name)
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        step_metrics = mean_over_axis({"loss": loss, **parts}, axis_name)
-        step_metrics["grad_norm"] = optax.tree.norm(grads)
-        return TrainState(step=state.step + 1, params=params, opt_state=opt_state), step_metrics
 
     def eval_step(self, state: TrainState, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
         predicted, _ = self.detect(state.params, batch["frames"])

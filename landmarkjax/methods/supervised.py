@@ -24,7 +24,7 @@ from landmarkjax import losses, metrics
 from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
 from landmarkjax.data.face_layout import NUM_FACE_LANDMARKS
 from landmarkjax.data.pipeline import make_loader
-from landmarkjax.data.sources import SyntheticFaceSource
+from landmarkjax.data.sources import MemoizedSource, SyntheticFaceSource
 from landmarkjax.methods.base import Method, TrainState, mean_over_axis
 from landmarkjax.models.cpm import CPM
 from landmarkjax.ops.heatmaps import (
@@ -37,7 +37,6 @@ from landmarkjax.ops.heatmaps import (
 from landmarkjax.training.optimizers import make_optimizer
 
 __all__ = [
-    "MemoizedSource",
     "SupervisedMethod",
     "build",
     "build_detector",
@@ -183,30 +182,6 @@ def draw_landmarks(
     return np.asarray(sheet)
 
 
-class MemoizedSource:
-    """A random-access source that keeps every record it has produced (procedural faces are slow to draw).
-
-    Records are generated on first access (in this process: use Grain `worker_count=0`), so a process
-    only ever draws its own shard, and every later epoch reads from memory.
-    """
-
-    def __init__(self, source: Any):
-        self.source = source
-        self._records: dict[int, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, index: int) -> Any:
-        index = int(index)
-        if index not in self._records:
-            self._records[index] = self.source[index]
-        return self._records[index]
-
-    def __repr__(self) -> str:
-        return f"MemoizedSource({self.source!r})"
-
-
 class SupervisedMethod(Method):
     """The supervised CPM landmark detector (see the module docstring). Built by `build(config)`."""
 
@@ -278,6 +253,12 @@ class SupervisedMethod(Method):
         total = loss_config.heatmap_weight * heatmap_loss + loss_config.coord_weight * coord_loss
         return total, {"heatmap_loss": heatmap_loss, "coord_loss": coord_loss}
 
+    def objective(
+        self, params: Any, batch: Mapping[str, jax.Array]
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """The loss that `train_step` minimises; methods built on this one (SBR) add their terms here."""
+        return self.loss_fn(params, batch)
+
     def train_step(
         self,
         state: TrainState,
@@ -287,7 +268,7 @@ class SupervisedMethod(Method):
         axis_name: str | None = None,
     ) -> tuple[TrainState, dict[str, jax.Array]]:
         del rng  # augmentation happens in the data pipeline; the step itself is deterministic
-        (loss, parts), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(state.params, batch)
+        (loss, parts), grads = jax.value_and_grad(self.objective, has_aux=True)(state.params, batch)
         grads = mean_over_axis(grads, axis_name)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
