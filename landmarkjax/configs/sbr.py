@@ -6,7 +6,9 @@ Run (a few minutes on a 2-core CPU):
     python eval.py --config=landmarkjax/configs/sbr.py --workdir=./workdir/sbr
 
 Ablations: `--config.sbr.through_lk=False` (tracked targets detached, as in self-training) and
-`--config.sbr.registration_weight=0` (detector only; the same schedule, data and evaluation).
+`--config.sbr.stage1_steps=300` (detector only: every step supervised, the same evaluation; the README's
+table uses this). `--config.sbr.registration_weight=0` is a different control: it still feeds the clips in
+stage 2 but gives them no weight.
 
 Starts from the supervised CPM config (`landmarkjax/configs/supervised.py`: model, heatmap loss, labelled
 data, optimiser) and adds the `sbr` section and the unlabelled / evaluation clips. SBR (Dong et al., CVPR
