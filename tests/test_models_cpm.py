@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from landmarkjax.models.cpm import CPM
+from landmarkjax.models.cpm import CPM, sbr_vgg16_cpm
 from landmarkjax.models.layers import ConvReLU, ConvStack
 
 # XLA compiles the default threefry generator slowly on CPU (seconds per initialiser); these tests only
@@ -93,3 +93,34 @@ def test_cpm_rejects_bad_images():
         model.init(KEY, jnp.zeros([32, 32, 3]))
     with pytest.raises(ValueError, match="num_stages must be >= 1"):
         CPM(num_keypoints=3, backbone_widths=(4,), num_stages=0).init(KEY, jnp.zeros([1, 8, 8, 3]))
+
+
+def _conv_parameters(layers):
+    return sum(c_in * c_out * k * k + c_out for c_in, c_out, k in layers)
+
+
+def test_sbr_vgg16_cpm_has_the_published_layers():
+    # SBR's cpm_vgg16 layer by layer (input channels, output channels, kernel side), K = 68 + background.
+    maps = 69
+    vgg16_first_ten = [(3, 64, 3), (64, 64, 3), (64, 128, 3), (128, 128, 3), (128, 256, 3), (256, 256, 3),
+                       (256, 256, 3), (256, 512, 3), (512, 512, 3), (512, 512, 3)]
+    cpm_feature = [(512, 256, 3), (256, 128, 3)]
+    stage1 = [(128, 128, 3)] * 4 + [(128, 512, 1), (512, maps, 1)]
+    later_stage = [(128 + maps, 128, 7)] + [(128, 128, 7)] * 4 + [(128, 128, 1), (128, maps, 1)]
+    expected = _conv_parameters(vgg16_first_ten + cpm_feature + stage1 + 2 * later_stage)
+
+    model = sbr_vgg16_cpm(68)
+    out, params = jax.eval_shape(model.init_with_output, KEY, jnp.zeros([1, 256, 256, 3]))
+    assert out.shape == (3, 1, 32, 32, maps)  # stride 8
+    assert model.stride == 8
+    assert sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params)) == expected
+    backbone = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params["params"]["backbone"]))
+    assert backbone == _conv_parameters(vgg16_first_ten) == 7_635_264
+
+
+def test_conv_stack_takes_one_depth_per_block():
+    stack = ConvStack((4, 6, 8), convs_per_block=(1, 2, 3))
+    _, params = jax.eval_shape(stack.init_with_output, KEY, jnp.ones([1, 8, 8, 3]))
+    assert len(params["params"]) == 6
+    with pytest.raises(ValueError, match="one per block"):
+        jax.eval_shape(ConvStack((4, 6), convs_per_block=(1, 2, 3)).init, KEY, jnp.ones([1, 8, 8, 3]))

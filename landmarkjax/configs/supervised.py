@@ -49,12 +49,16 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict()
     config.model.backbone_widths = (16, 32, 64)  # 3 blocks -> stride 4 (16x16 heatmaps at 64 px)
-    config.model.convs_per_block = 1
+    config.model.convs_per_block = (1, 1, 1)  # per block (VGG-16: (2, 2, 3, 3))
+    config.model.feature_widths = ()  # () = one convolution of stage_width channels
     config.model.stage_width = 48
     config.model.num_stages = 3
+    config.model.stage1_depth = 1
+    config.model.stage1_head_width = 0  # 0 = no 1x1 layer before the heads
     config.model.stage_depth = 3
     config.model.stage_kernel_size = 3
     config.model.stage_dilation = 2
+    config.model.stage_head_width = 0
     config.model.with_background = True
 
     config.loss = ml_collections.ConfigDict()

@@ -53,12 +53,18 @@ def build_detector(config: ml_collections.ConfigDict, num_keypoints: int = NUM_F
     return CPM(
         num_keypoints=num_keypoints,
         backbone_widths=tuple(model.backbone_widths),
-        convs_per_block=model.convs_per_block,
+        convs_per_block=(
+            model.convs_per_block if isinstance(model.convs_per_block, int) else tuple(model.convs_per_block)
+        ),
+        feature_widths=tuple(model.feature_widths),
         stage_width=model.stage_width,
         num_stages=model.num_stages,
+        stage1_depth=model.stage1_depth,
+        stage1_head_width=model.stage1_head_width,
         stage_depth=model.stage_depth,
         stage_kernel_size=model.stage_kernel_size,
         stage_dilation=model.stage_dilation,
+        stage_head_width=model.stage_head_width,
         with_background=model.with_background,
     )
 
@@ -206,14 +212,19 @@ class SupervisedMethod(Method):
         params = self.model.init(rng, jnp.zeros([1, size, size, 3], jnp.float32))["params"]
         return TrainState(step=jnp.zeros([], jnp.int32), params=params, opt_state=self.optimizer.init(params))
 
-    def predict(self, params: Any, images: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """`(landmarks [B, K, 2] image pixels, stage heatmaps [S, B, h, w, K (+1)])` for images `[B, H, W, 3]`."""
+    def predict(
+        self, params: Any, images: jnp.ndarray, locator: str | None = None
+    ) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """`(landmarks [B, K, 2] image pixels, stage heatmaps [S, B, h, w, K (+1)])` for images `[B, H, W, 3]`.
+
+        Landmarks are read with `locator` (see `locate_landmarks`; default `config.eval.locator`).
+        """
         stage_heatmaps = self.model.apply({"params": params}, images)
         landmarks = locate_landmarks(
             stage_heatmaps[-1],
             self.model.num_keypoints,
             self.model.stride,
-            locator=self.config.eval.locator,
+            locator=locator or self.config.eval.locator,
             temperature=self.config.loss.coord_temperature,
             radius=self.config.eval.radius,
         )

@@ -5,6 +5,9 @@ encoder gives features at stride `2 ** (len(backbone_widths) - 1)`; stage 1 pred
 landmark (plus an optional background map) from the features alone, and every later stage refines the
 previous stage's heatmaps from the concatenation [features, previous heatmaps] with large-kernel
 convolutions. Every stage is supervised, so the output keeps all stages.
+
+`sbr_vgg16_cpm(K)` is SBR's published detector (the first ten convolutions of VGG-16, stride 8, three
+stages); the configs use narrower versions of the same layout so that it trains on a CPU.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import jax.numpy as jnp
 
 from landmarkjax.models.layers import ConvReLU, ConvStack, head_kernel_init
 
-__all__ = ["CPM"]
+__all__ = ["CPM", "sbr_vgg16_cpm"]
 
 
 class CPM(nn.Module):
@@ -26,23 +29,34 @@ class CPM(nn.Module):
       num_keypoints: K, the number of landmarks.
       backbone_widths: channels of the encoder blocks (a 2x2 max pool between blocks); the output
         stride is `2 ** (len(backbone_widths) - 1)`.
-      convs_per_block: convolutions per encoder block.
+      convs_per_block: convolutions per encoder block: one count for all blocks, or one per block.
+      feature_widths: 3x3 convolutions between the encoder and the stages (SBR's "CPM_feature": 256,
+        128); empty means one convolution of `stage_width` channels.
       stage_width: channels inside each stage.
       num_stages: S >= 1 prediction stages.
+      stage1_depth: 3x3 convolutions of stage 1 (SBR: 4).
+      stage1_head_width: channels of a 1x1 convolution + ReLU before stage 1's output (SBR: 512); 0 for
+        none.
       stage_depth: large-kernel convolutions in each refinement stage (stages 2..S).
       stage_kernel_size: kernel side of those convolutions.
       stage_dilation: their dilation (a wider view of the face for the same cost).
+      stage_head_width: channels of a 1x1 convolution + ReLU before the output of stages 2..S (SBR:
+        128); 0 for none.
       with_background: if True, every stage also predicts a background map (channel K), as in SBR.
     """
 
     num_keypoints: int
     backbone_widths: Sequence[int] = (32, 64, 128)
-    convs_per_block: int = 2
+    convs_per_block: int | Sequence[int] = 2
+    feature_widths: Sequence[int] = ()
     stage_width: int = 128
     num_stages: int = 3
+    stage1_depth: int = 1
+    stage1_head_width: int = 0
     stage_depth: int = 3
     stage_kernel_size: int = 5
     stage_dilation: int = 1
+    stage_head_width: int = 0
     with_background: bool = True
 
     @property
@@ -55,8 +69,10 @@ class CPM(nn.Module):
         """Channels of each stage's output: K, plus one for the background map if enabled."""
         return self.num_keypoints + int(self.with_background)
 
-    def _head(self, x: jnp.ndarray, name: str) -> jnp.ndarray:
-        return nn.Conv(self.num_maps, (1, 1), kernel_init=head_kernel_init, name=name)(x)
+    def _head(self, x: jnp.ndarray, stage: int, width: int) -> jnp.ndarray:
+        if width:
+            x = ConvReLU(width, kernel_size=1, name=f"stage{stage}_pre_head")(x)
+        return nn.Conv(self.num_maps, (1, 1), kernel_init=head_kernel_init, name=f"stage{stage}_head")(x)
 
     @nn.compact
     def __call__(self, images: jnp.ndarray) -> jnp.ndarray:
@@ -81,11 +97,18 @@ class CPM(nn.Module):
             )
         if self.num_stages < 1:
             raise ValueError(f"num_stages must be >= 1; got {self.num_stages}.")
+        if self.stage1_depth < 1:
+            raise ValueError(f"stage1_depth must be >= 1; got {self.stage1_depth}.")
         features = ConvStack(self.backbone_widths, self.convs_per_block, name="backbone")(images - 0.5)
-        features = ConvReLU(self.stage_width, name="features")(features)
+        if not self.feature_widths:
+            features = ConvReLU(self.stage_width, name="features")(features)
+        for index, width in enumerate(self.feature_widths):
+            features = ConvReLU(width, name=f"features{index}")(features)
 
-        hidden = ConvReLU(self.stage_width, name="stage1_conv")(features)
-        heatmaps = self._head(hidden, "stage1_head")
+        hidden = features
+        for layer in range(self.stage1_depth):
+            hidden = ConvReLU(self.stage_width, name="stage1_conv" + (f"{layer}" if layer else ""))(hidden)
+        heatmaps = self._head(hidden, 1, self.stage1_head_width)
         stages = [heatmaps]
         for stage in range(2, self.num_stages + 1):
             hidden = jnp.concatenate([features, heatmaps], axis=-1)
@@ -96,6 +119,30 @@ class CPM(nn.Module):
                     self.stage_dilation,
                     name=f"stage{stage}_conv{layer}",
                 )(hidden)
-            heatmaps = self._head(hidden, f"stage{stage}_head")
+            heatmaps = self._head(hidden, stage, self.stage_head_width)
             stages.append(heatmaps)
         return jnp.stack(stages)
+
+
+def sbr_vgg16_cpm(num_keypoints: int, num_stages: int = 3) -> CPM:
+    """SBR's detector as published: VGG-16's first ten convolutions (conv1_1 .. conv4_3: widths 64, 128,
+    256, 512 with 2, 2, 3, 3 convolutions, stride 8), two feature convolutions (256, 128), a stage 1 of
+    four 3x3 convolutions and a 512-channel 1x1 layer, then stages of five 7x7 convolutions and a
+    128-channel 1x1 layer, every stage predicting K heatmaps plus the background. Trained at 256x256 in
+    the paper (32x32 heatmaps); about 18.7M parameters for 68 landmarks and three stages.
+    """
+    return CPM(
+        num_keypoints=num_keypoints,
+        backbone_widths=(64, 128, 256, 512),
+        convs_per_block=(2, 2, 3, 3),
+        feature_widths=(256, 128),
+        stage_width=128,
+        num_stages=num_stages,
+        stage1_depth=4,
+        stage1_head_width=512,
+        stage_depth=5,
+        stage_kernel_size=7,
+        stage_dilation=1,
+        stage_head_width=128,
+        with_background=True,
+    )

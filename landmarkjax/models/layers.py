@@ -50,23 +50,38 @@ class ConvStack(nn.Module):
     Attributes:
       widths: channels of each block; there are `len(widths) - 1` poolings, so the output stride is
         `2 ** (len(widths) - 1)`.
-      convs_per_block: number of `ConvReLU` layers in each block.
+      convs_per_block: number of `ConvReLU` layers in each block: one count for every block, or one per
+        block (VGG-16's first ten convolutions are widths (64, 128, 256, 512) with (2, 2, 3, 3)).
     """
 
     widths: Sequence[int]
-    convs_per_block: int = 2
+    convs_per_block: int | Sequence[int] = 2
 
     @property
     def stride(self) -> int:
         """Input pixels per output cell along each axis."""
         return 2 ** (len(self.widths) - 1)
 
+    @property
+    def block_depths(self) -> tuple[int, ...]:
+        """The number of convolutions of each block."""
+        if isinstance(self.convs_per_block, int):
+            depths = (self.convs_per_block,) * len(self.widths)
+        else:
+            depths = tuple(int(d) for d in self.convs_per_block)
+        if len(depths) != len(self.widths) or min(depths, default=1) < 1:
+            raise ValueError(
+                f"convs_per_block must be a positive count or one per block ({len(self.widths)}); "
+                f"got {self.convs_per_block}."
+            )
+        return depths
+
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         """[B, H, W, C] -> [B, H / stride, W / stride, widths[-1]] (H and W divisible by stride)."""
-        for block, width in enumerate(self.widths):
+        for block, (width, depth) in enumerate(zip(self.widths, self.block_depths)):
             if block > 0:
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
-            for _ in range(self.convs_per_block):
+            for _ in range(depth):
                 x = ConvReLU(width)(x)
         return x
