@@ -234,6 +234,28 @@ def test_checkpoint_of_another_process_count_is_an_error_and_nothing_is_moved(tm
         assert checkpoints.steps == [1]
 
 
+def test_checkpoint_of_another_data_pipeline_is_an_error_and_nothing_is_moved(tmp_path):
+    iterator = make_iterator()
+    next(iterator)
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        checkpoints.save(1, make_state(), data_iterator=iterator)
+    other_source = iter(
+        grain.DataLoader(
+            data_source=list(range(60)),  # another data source: Grain refuses the saved position
+            sampler=grain.samplers.IndexSampler(
+                60, shard_options=grain.sharding.NoSharding(), shuffle=True, num_epochs=None, seed=7
+            ),
+            operations=[grain.transforms.Batch(4)],
+            worker_count=0,
+        )
+    )
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        with pytest.raises(IncompatibleCheckpointError, match="data settings"):
+            checkpoints.restore_latest(abstract_state(make_state()), data_iterator=other_source)
+        assert checkpoints.steps == [1]
+    assert not os.path.exists(str(tmp_path) + ".corrupt")
+
+
 def test_bad_arguments_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="keep_last must be >= 1"):
         TrainingCheckpoints(tmp_path, keep_last=0)

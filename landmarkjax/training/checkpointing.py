@@ -155,7 +155,16 @@ class _IteratorCheckpointable:
                     f"holds {written} (was it written with a different number of processes?)."
                 )
             text = await asyncio.to_thread(path.read_text)
-            self._iterator.set_state(_decode_iterator_state(text))
+            state = _decode_iterator_state(text)  # unreadable text: a damaged checkpoint
+            try:
+                self._iterator.set_state(state)
+            except Exception as error:  # noqa: BLE001 - the iterator's own check of the state it is given
+                # Readable, but the iterator refuses it (Grain: "DataSource in checkpoint does not match
+                # datasource in dataloader"): the data settings changed, which no older checkpoint cures.
+                raise IncompatibleCheckpointError(
+                    f"The data-iterator state in {directory} does not fit this run's data pipeline (were "
+                    f"the data settings of the config changed?): {type(error).__name__}: {error}"
+                ) from error
 
         return read()
 
