@@ -256,6 +256,33 @@ def test_checkpoint_of_another_data_pipeline_is_an_error_and_nothing_is_moved(tm
     assert not os.path.exists(str(tmp_path) + ".corrupt")
 
 
+class TwoPartIterator:
+    """Restores a first part, then fails on the second, like a MixedIterator whose clips changed."""
+
+    def __init__(self):
+        self.first, self.second = 0, 0
+
+    def get_state(self):
+        return {"first": self.first, "second": self.second}
+
+    def set_state(self, state):
+        self.first = state["first"]
+        if state["second"] < 0:
+            raise ValueError("second part refuses this state")
+        self.second = state["second"]
+
+
+def test_a_failed_restore_leaves_the_data_iterator_where_it_was(tmp_path):
+    saved = TwoPartIterator()
+    saved.first, saved.second = 5, -1  # its second part will refuse this on restore
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        checkpoints.save(1, make_state(), data_iterator=saved)
+        fresh = TwoPartIterator()
+        with pytest.raises(IncompatibleCheckpointError):
+            checkpoints.restore_latest(abstract_state(make_state()), data_iterator=fresh)
+    assert (fresh.first, fresh.second) == (0, 0)  # not half-restored to the refused checkpoint
+
+
 def test_bad_arguments_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="keep_last must be >= 1"):
         TrainingCheckpoints(tmp_path, keep_last=0)

@@ -379,10 +379,15 @@ class TrainingCheckpoints:
             nothing is moved in that case.
         """
         skipped = []
+        # A read can fail after the iterator took part of its state (a MixedIterator sets one inner
+        # iterator, then the other): every failure puts the iterator back where it started.
+        initial_position = data_iterator.get_state() if data_iterator is not None else None
         for step in reversed(self.steps):
             try:
                 state = self.restore(step, abstract, data_iterator=data_iterator)
             except Exception as error:  # noqa: BLE001 - any read failure means the files are unusable
+                if data_iterator is not None:
+                    data_iterator.set_state(initial_position)
                 incompatible = _find_cause(error, IncompatibleCheckpointError)
                 if incompatible is not None:
                     raise incompatible from error
