@@ -1,6 +1,6 @@
 """Train a method and print its evaluation metrics as JSON lines.
 
-    python train.py                                    # supervised CPM on synthetic 64x64 faces
+    python train.py                                    # SBR on synthetic 64x64 faces and face clips
     python train.py --config=landmarkjax/configs/supervised.py --workdir=./workdir/supervised \
         --config.total_steps=2000 --config.batch_size=64
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from landmarkjax.configs import supervised
+from landmarkjax.configs import sbr
 from landmarkjax.configs.defaults import DEFAULT_METHOD, config_path, default_config_path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,6 +34,13 @@ TINY = [
     "--config.model.num_stages=2",
     "--config.model.stage_depth=1",
     "--config.eval.num_visualized=4",
+    # The default method is SBR: two supervised steps, then two with tiny unlabelled clips.
+    "--config.sbr.stage1_steps=2",
+    "--config.sbr.clip_batch_size=4",
+    "--config.sbr.lk.window_radius=3",
+    "--config.data.num_train_clips=8",
+    "--config.data.num_eval_clips=8",
+    "--config.data.eval_clip_length=3",
 ]
 
 
@@ -52,12 +59,13 @@ def _run(script, *args):
     return [json.loads(line) for line in completed.stdout.splitlines() if line.startswith("{")]
 
 
-def test_default_config_is_the_supervised_detector():
-    assert DEFAULT_METHOD == "supervised"
-    assert default_config_path() == config_path("supervised") == os.path.abspath(supervised.__file__)
-    config = supervised.get_config()
-    assert config.method == "supervised" and config.data.image_size == 64
-    assert "python train.py" in supervised.__doc__
+def test_default_config_is_sbr():
+    assert DEFAULT_METHOD == "sbr"
+    assert default_config_path() == config_path("sbr") == os.path.abspath(sbr.__file__)
+    config = sbr.get_config()
+    assert config.method == "sbr" and config.data.image_size == 64
+    assert 0 < config.sbr.stage1_steps < config.total_steps  # both stages run
+    assert "python train.py" in sbr.__doc__
     with pytest.raises(FileNotFoundError, match="No config file for method 'nope'"):
         config_path("nope")
 

@@ -44,6 +44,8 @@ def tiny_config():
     config.eval.num_visualized = 4
     config.optimizer.warmup_steps = 0
     config.sbr.stage1_steps = 2
+    config.sbr.clip_batch_size = 0  # as many clips as labelled images
+    config.sbr.tracking_scale = 1
     config.sbr.lk.window_radius = 3
     return config
 
@@ -58,6 +60,10 @@ def test_method_is_registered_and_validates_its_config():
     config = tiny_config()
     config.data.eval_clip_length = 2
     with pytest.raises(ValueError, match="eval_clip_length"):
+        SBRMethod(config)
+    config = tiny_config()
+    config.sbr.locator = "argmax"
+    with pytest.raises(ValueError, match="sbr.locator"):
         SBRMethod(config)
 
 
@@ -75,6 +81,17 @@ def test_clips_join_the_batches_after_stage_one_and_the_position_is_checkpointed
     again = next(restored)
     np.testing.assert_array_equal(again[CLIP_KEY], expected[CLIP_KEY])
     np.testing.assert_array_equal(again["image"], expected["image"])
+
+
+def test_clip_batch_size_sets_the_number_of_clips_per_batch():
+    config = tiny_config()
+    config.sbr.stage1_steps = 0
+    config.sbr.clip_batch_size = 4  # global; the tests run 4 CPU devices in one process
+    batch = next(SBRMethod(config).train_loader(8))
+    assert batch["image"].shape[0] == 8 and batch[CLIP_KEY].shape[0] == 4
+    config.sbr.clip_batch_size = 6
+    with pytest.raises(ValueError, match="multiple of the device count"):
+        SBRMethod(config).train_loader(8)
 
 
 def test_registration_term_is_positive_on_moving_clips_and_reaches_the_parameters():
@@ -100,6 +117,42 @@ def test_registration_term_is_positive_on_moving_clips_and_reaches_the_parameter
 
 
 
+def test_tracking_scale_tracks_on_the_large_frames_and_reports_small_pixels():
+    # Clips upsampled 2x by pixel repetition: the detector sees exactly the small frames (2x2 means), and
+    # LK on the large frames (window doubled) must give about the loss of LK on the small frames.
+    config = tiny_config()
+    config.sbr.min_confidence = 0.0
+    config.sbr.max_displacement = 1e3
+    config.sbr.fb_threshold = 1e3
+    config.sbr.lk.window_radius = 6
+    method = SBRMethod(config)
+    batches = method.train_loader(4)
+    for _ in range(config.sbr.stage1_steps):
+        next(batches)
+    small = jnp.asarray(next(batches)[CLIP_KEY])  # [4, 3, 32, 32, 3]
+    params = method.init_state(jax.random.key(0)).params
+    small_loss, small_points = jax.jit(method.registration_loss_fn)(params, small)
+
+    large_config = tiny_config()
+    large_config.sbr.update(config.sbr.to_dict())
+    large_config.sbr.tracking_scale = 2
+    large_config.sbr.lk.window_radius = 12
+    large = jnp.repeat(jnp.repeat(small, 2, axis=2), 2, axis=3)
+    large_method = SBRMethod(large_config)
+    large_loss, large_points = jax.jit(large_method.registration_loss_fn)(params, large)
+    assert float(small_points) > 0
+    assert float(large_points) == pytest.approx(float(small_points), rel=0.02)  # a few tracks differ
+    assert float(large_loss) == pytest.approx(float(small_loss), rel=0.2)
+    assert float(large_loss) != pytest.approx(2 * float(small_loss), rel=0.2)  # not in large pixels
+
+    large_config.sbr.stage1_steps = 0
+    batch = next(SBRMethod(large_config).train_loader(4))
+    assert batch["image"].shape == (4, 32, 32, 3) and batch[CLIP_KEY].shape == (4, 3, 64, 64, 3)
+    large_config.sbr.tracking_scale = 0
+    with pytest.raises(ValueError, match="tracking_scale"):
+        SBRMethod(large_config)
+
+
 def test_training_run_end_to_end(tmp_path):
     config = tiny_config()
     result = train_and_evaluate(config, tmp_path)
@@ -119,3 +172,19 @@ def test_training_run_end_to_end(tmp_path):
     assert evaluation.step == 4
     assert evaluation.metrics["jitter"] == pytest.approx(result["jitter"], rel=1e-5)
     assert evaluation.image.dtype == np.uint8 and evaluation.image.shape == (32 * 3, 4 * 32 * 3, 3)
+
+
+def test_vgg16_variant_builds_the_published_detector():
+    from landmarkjax.methods.supervised import build_detector
+    from landmarkjax.models.cpm import sbr_vgg16_cpm
+
+    config = get_config("vgg16")
+    detector = build_detector(config)
+    images = jnp.zeros([1, config.data.image_size, config.data.image_size, 3])
+    key = jax.random.key(0, impl="rbg")
+    out, params = jax.eval_shape(detector.init_with_output, key, images)
+    _, reference = jax.eval_shape(sbr_vgg16_cpm(68).init_with_output, key, images)
+    assert detector.stride == 8 and out.shape == (3, 1, 32, 32, 69)
+    assert jax.tree.map(lambda p: p.shape, params) == jax.tree.map(lambda p: p.shape, reference)
+    with pytest.raises(ValueError, match="variant"):
+        get_config("vgg19")

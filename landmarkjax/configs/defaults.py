@@ -7,7 +7,7 @@ import os
 __all__ = ["DEFAULT_METHOD", "config_path", "default_config_path"]
 
 # The default method of the command-line tools.
-DEFAULT_METHOD = "supervised"
+DEFAULT_METHOD = "sbr"
 
 
 def config_path(method: str) -> str:

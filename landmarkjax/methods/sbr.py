@@ -9,8 +9,8 @@ are dropped). The total loss is supervised + `sbr.registration_weight` * registr
 `sbr.through_lk` the gradient also flows through the tracker into the neighbour frames' detections (SBR),
 otherwise the tracks are fixed targets.
 
-A training batch holds the labelled images (`image`, `landmarks`, `visibility`) and, in stage 2, as many
-unlabelled clips (`clip_frames` `[B, 3, H, W, 3]`). Evaluation runs on labelled synthetic clips of
+A training batch holds the labelled images (`image`, `landmarks`, `visibility`) and, in stage 2,
+`sbr.clip_batch_size` unlabelled clips (`clip_frames` `[B_clips, 3, H, W, 3]`; 0 = as many as images). Evaluation runs on labelled synthetic clips of
 `data.eval_clip_length` frames and reports NME (inter-ocular) over every frame, AUC and failure rate at
 `eval.threshold`, and the jitter (`landmarkjax.metrics.jitter`, pixels / frame^2) of the detections and,
 for reference, of the true landmarks.
@@ -31,7 +31,7 @@ from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugm
 from landmarkjax.data.pipeline import make_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource
 from landmarkjax.methods.base import TrainState
-from landmarkjax.methods.supervised import SupervisedMethod, draw_landmarks
+from landmarkjax.methods.supervised import LOCATORS, SupervisedMethod, draw_landmarks
 
 __all__ = ["CLIP_KEY", "MixedIterator", "SBRMethod", "build", "clip_augmentation"]
 
@@ -39,13 +39,14 @@ __all__ = ["CLIP_KEY", "MixedIterator", "SBRMethod", "build", "clip_augmentation
 CLIP_KEY = "clip_frames"
 
 
-def clip_augmentation(data: ml_collections.ConfigDict) -> RandomFaceAugment:
+def clip_augmentation(data: ml_collections.ConfigDict, scale: int = 1) -> RandomFaceAugment:
     """The random crop, rotation, scale, mirroring and colour jitter of `data.augment` for clips: one draw
-    per clip, applied to all of its frames, so the motion between frames is kept."""
+    per clip, applied to all of its frames, so the motion between frames is kept. The crops are
+    `scale * data.image_size` pixels wide."""
     augment = data.augment
     return RandomFaceAugment(
         FaceAugmentConfig(
-            output_size=data.image_size,
+            output_size=data.image_size * scale,
             margin=data.crop_margin,
             scale_range=tuple(augment.scale_range),
             max_rotation=augment.max_rotation,
@@ -120,20 +121,27 @@ class SBRMethod(SupervisedMethod):
             raise ValueError(f"sbr.stage1_steps must be >= 0; got {sbr.stage1_steps}.")
         if sbr.registration_weight < 0:
             raise ValueError(f"sbr.registration_weight must be >= 0; got {sbr.registration_weight}.")
+        if isinstance(sbr.tracking_scale, bool) or not isinstance(sbr.tracking_scale, int) or sbr.tracking_scale < 1:
+            raise ValueError(f"sbr.tracking_scale must be an integer >= 1; got {sbr.tracking_scale!r}.")
+        if sbr.locator not in LOCATORS:
+            raise ValueError(f"sbr.locator must be one of {LOCATORS}; got {sbr.locator!r}.")
         if config.data.eval_clip_length < 3:
             raise ValueError(
                 f"data.eval_clip_length must be >= 3 (jitter); got {config.data.eval_clip_length}."
             )
 
-    def detect(self, params: Any, frames: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """Detections and heatmap peaks of frames `[B, T, H, W, 3]`.
+    def detect(
+        self, params: Any, frames: jnp.ndarray, locator: str | None = None
+    ) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Detections and heatmap peaks of frames `[B, T, H, W, 3]`, read with `locator` (default
+        `config.eval.locator`).
 
         Returns:
           landmarks `[B, T, K, 2]` (x, y) image pixels and confidences `[B, T, K]` (the last stage's
           heatmap maximum per landmark).
         """
         batch, length = frames.shape[:2]
-        landmarks, stage_heatmaps = self.predict(params, frames.reshape((-1,) + frames.shape[2:]))
+        landmarks, stage_heatmaps = self.predict(params, frames.reshape((-1,) + frames.shape[2:]), locator)
         num_keypoints = self.model.num_keypoints
         confidences = jnp.max(stage_heatmaps[-1][..., :num_keypoints], axis=(1, 2))
         return (
@@ -142,20 +150,31 @@ class SBRMethod(SupervisedMethod):
         )
 
     def registration_loss_fn(self, params: Any, frames: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """(registration loss in pixels, number of landmarks it used) on clips `[B, 3, H, W, 3]`."""
+        """(registration loss in detector-input pixels, number of landmarks it used) on clips.
+
+        Args:
+          frames: `[B, 3, s H, s W, 3]` with s = `sbr.tracking_scale`: the detector sees them averaged
+            over s x s pixels (H x W, its input size) and LK tracks on them at full resolution, as SBR
+            tracks on the raw video frames. Pixel thresholds stay in detector-input pixels.
+        """
         sbr = self.config.sbr
-        detections, confidences = self.detect(params, frames)
+        scale = sbr.tracking_scale
+        batch, length, height, width, channels = frames.shape
+        small = frames.reshape(batch, length, height // scale, scale, width // scale, scale, channels)
+        detections, confidences = self.detect(params, jnp.mean(small, axis=(3, 5)), sbr.locator)
+        # Pixel centres at integers on both grids: small pixel i covers large pixels s i .. s i + s - 1.
+        offset = (scale - 1) / 2.0
         loss, info = losses.registration_loss(
             frames,
-            detections,
+            detections * scale + offset,
             confidences,
             through_lk=sbr.through_lk,
-            fb_threshold=sbr.fb_threshold,
-            max_displacement=sbr.max_displacement,
+            fb_threshold=sbr.fb_threshold * scale,
+            max_displacement=sbr.max_displacement * scale,
             min_confidence=sbr.min_confidence,
             **sbr.lk.to_dict(),
         )
-        return loss, info["num_points"]
+        return loss / scale, info["num_points"]
 
     def objective(
         self, params: Any, batch: Mapping[str, jnp.ndarray]
@@ -188,24 +207,40 @@ class SBRMethod(SupervisedMethod):
         summary["gt_jitter"] = float(np.mean(outputs["gt_jitter"]))
         return summary
 
-    def _clip_source(self, num_clips: int, num_frames: int, seed: int) -> MemoizedSource:
+    def _clip_source(self, num_clips: int, num_frames: int, seed: int, scale: int = 1) -> MemoizedSource:
         source = SyntheticFaceClipSource(
-            num_clips, num_frames=num_frames, size=self.config.data.source_size, seed=seed
+            num_clips, num_frames=num_frames, size=self.config.data.source_size * scale, seed=seed
         )
         key = repr(source)
         if key not in self._sources:
             self._sources[key] = MemoizedSource(source)
         return self._sources[key]
 
+    def clip_batch_size(self, batch_size: int) -> int:
+        """This process's number of clips per stage-2 batch, given its number of labelled images.
+
+        `sbr.clip_batch_size` is global like `batch_size` (0: as many clips as labelled images).
+        """
+        global_clips = self.config.sbr.clip_batch_size
+        if not global_clips:
+            return batch_size
+        if global_clips < 0 or global_clips % jax.device_count():
+            raise ValueError(
+                f"sbr.clip_batch_size must be 0 or a positive multiple of the device count "
+                f"{jax.device_count()}; got {global_clips}."
+            )
+        return global_clips // jax.process_count()
+
     def train_loader(self, batch_size: int) -> MixedIterator:
         data = self.config.data
+        scale = self.config.sbr.tracking_scale
         clips = make_loader(
-            self._clip_source(data.num_train_clips, 3, data.clip_seed),
-            batch_size=batch_size,
+            self._clip_source(data.num_train_clips, 3, data.clip_seed, scale),
+            batch_size=self.clip_batch_size(batch_size),
             seed=self.config.seed,
             shuffle=True,
             num_epochs=None,
-            augment=clip_augmentation(data),
+            augment=clip_augmentation(data, scale),
         )
         return MixedIterator(super().train_loader(batch_size), iter(clips), self.config.sbr.stage1_steps)
 
