@@ -122,5 +122,7 @@ def test_conv_stack_takes_one_depth_per_block():
     stack = ConvStack((4, 6, 8), convs_per_block=(1, 2, 3))
     _, params = jax.eval_shape(stack.init_with_output, KEY, jnp.ones([1, 8, 8, 3]))
     assert len(params["params"]) == 6
+    _, params = jax.eval_shape(ConvStack((4, 6, 8), convs_per_block=(2,)).init_with_output, KEY, jnp.ones([1, 8, 8, 3]))
+    assert len(params["params"]) == 6  # a 1-sequence is one count for every block
     with pytest.raises(ValueError, match="one per block"):
         jax.eval_shape(ConvStack((4, 6), convs_per_block=(1, 2, 3)).init, KEY, jnp.ones([1, 8, 8, 3]))

@@ -49,7 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.model = ml_collections.ConfigDict()
     config.model.backbone_widths = (16, 32, 64)  # 3 blocks -> stride 4 (16x16 heatmaps at 64 px)
-    config.model.convs_per_block = (1, 1, 1)  # per block (VGG-16: (2, 2, 3, 3))
+    config.model.convs_per_block = (1,)  # one count for all blocks, or one per block (VGG-16: (2, 2, 3, 3))
     config.model.feature_widths = ()  # () = one convolution of stage_width channels
     config.model.stage_width = 48
     config.model.num_stages = 3

@@ -50,8 +50,9 @@ class ConvStack(nn.Module):
     Attributes:
       widths: channels of each block; there are `len(widths) - 1` poolings, so the output stride is
         `2 ** (len(widths) - 1)`.
-      convs_per_block: number of `ConvReLU` layers in each block: one count for every block, or one per
-        block (VGG-16's first ten convolutions are widths (64, 128, 256, 512) with (2, 2, 3, 3)).
+      convs_per_block: number of `ConvReLU` layers in each block: one count for every block (an int or a
+        1-sequence), or one per block (VGG-16's first ten convolutions are widths (64, 128, 256, 512) with
+        (2, 2, 3, 3)).
     """
 
     widths: Sequence[int]
@@ -69,6 +70,8 @@ class ConvStack(nn.Module):
             depths = (self.convs_per_block,) * len(self.widths)
         else:
             depths = tuple(int(d) for d in self.convs_per_block)
+            if len(depths) == 1:  # one count for every block, written as a sequence (configs)
+                depths *= len(self.widths)
         if len(depths) != len(self.widths) or min(depths, default=1) < 1:
             raise ValueError(
                 f"convs_per_block must be a positive count or one per block ({len(self.widths)}); "
