@@ -10,7 +10,8 @@ are dropped). The total loss is supervised + `sbr.registration_weight` * registr
 otherwise the tracks are fixed targets.
 
 A training batch holds the labelled images (`image`, `landmarks`, `visibility`) and, in stage 2,
-`sbr.clip_batch_size` unlabelled clips (`clip_frames` `[B_clips, 3, H, W, 3]`; 0 = as many as images). Evaluation runs on labelled synthetic clips of
+`sbr.clip_batch_size` unlabelled clips (`clip_frames` `[B_clips, 3, s H, s W, 3]`, s =
+`sbr.tracking_scale`; 0 clips = as many as images). Evaluation runs on labelled synthetic clips of
 `data.eval_clip_length` frames and reports NME (inter-ocular) over every frame, AUC and failure rate at
 `eval.threshold`, and the jitter (`landmarkjax.metrics.jitter`, pixels / frame^2) of the detections and,
 for reference, of the true landmarks.
@@ -121,7 +122,8 @@ class SBRMethod(SupervisedMethod):
             raise ValueError(f"sbr.stage1_steps must be >= 0; got {sbr.stage1_steps}.")
         if sbr.registration_weight < 0:
             raise ValueError(f"sbr.registration_weight must be >= 0; got {sbr.registration_weight}.")
-        if isinstance(sbr.tracking_scale, bool) or not isinstance(sbr.tracking_scale, int) or sbr.tracking_scale < 1:
+        scale = sbr.tracking_scale
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise ValueError(f"sbr.tracking_scale must be an integer >= 1; got {sbr.tracking_scale!r}.")
         if sbr.locator not in LOCATORS:
             raise ValueError(f"sbr.locator must be one of {LOCATORS}; got {sbr.locator!r}.")
