@@ -286,6 +286,7 @@ def test_half_written_checkpoint_is_ignored(tmp_path):
     shutil.copytree(checkpoint_dir / "4", checkpoint_dir / "8.orbax-checkpoint-tmp-1234")
     with checkpointing.TrainingCheckpoints(checkpoint_dir) as checkpoints:
         assert checkpoints.steps == [4]
+    assert sorted(os.listdir(checkpoint_dir)) == ["4"]  # removed on opening, not in the background
     # Resuming a longer run starts from step 4 and saves its own step 8.
     _run(regression_config(total_steps=8, eval_every=0), tmp_path)
     assert [r["step"] for r in read_metrics(tmp_path, "event") if r["event"] == "resumed"] == [4]

@@ -239,6 +239,18 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}"[:300]
 
 
+_UNFINISHED_SAVE_MARK = ".orbax-checkpoint-tmp"
+
+
+def _remove_unfinished_saves(directory: str) -> None:
+    """Deletes the temporary directories that Orbax leaves when a process dies during a save (process 0)."""
+    if jax.process_index() != 0 or not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        if _UNFINISHED_SAVE_MARK in name:
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
 class TrainingCheckpoints:
     """The checkpoints of one training run.
 
@@ -279,10 +291,13 @@ class TrainingCheckpoints:
                     keep_checkpoints_without_metrics=False,
                 )
             )
+        _remove_unfinished_saves(self.directory)
         self._checkpointer = ocp.training.Checkpointer(
             self.directory,
             preservation_policy=policies.AnyPreservationPolicy(keep),
-            cleanup_tmp_directories=True,
+            # Done synchronously above: Orbax's background clean-up of a crashed save raced with that of
+            # the next checkpointer on the same directory (FileNotFoundError in its rmtree).
+            cleanup_tmp_directories=False,
         )
 
     @property
