@@ -210,13 +210,11 @@ class SBRMethod(SupervisedMethod):
         return summary
 
     def _clip_source(self, num_clips: int, num_frames: int, seed: int, scale: int = 1) -> MemoizedSource:
-        source = SyntheticFaceClipSource(
-            num_clips, num_frames=num_frames, size=self.config.data.source_size * scale, seed=seed
+        return self._memoized(
+            SyntheticFaceClipSource(
+                num_clips, num_frames=num_frames, size=self.config.data.source_size * scale, seed=seed
+            )
         )
-        key = repr(source)
-        if key not in self._sources:
-            self._sources[key] = MemoizedSource(source)
-        return self._sources[key]
 
     def clip_batch_size(self, batch_size: int) -> int:
         """This process's number of clips per stage-2 batch, given its number of labelled images.

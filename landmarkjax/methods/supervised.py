@@ -302,12 +302,15 @@ class SupervisedMethod(Method):
             "num_examples": int(errors.shape[0]),
         }
 
-    def _source(self, num_records: int, seed: int) -> MemoizedSource:
-        source = SyntheticFaceSource(num_records, size=self.config.data.source_size, seed=seed)
+    def _memoized(self, source: Any) -> MemoizedSource:
+        """One rendering cache per distinct source (its repr names every setting), shared by all loaders."""
         key = repr(source)
         if key not in self._sources:
             self._sources[key] = MemoizedSource(source)
         return self._sources[key]
+
+    def _source(self, num_records: int, seed: int) -> MemoizedSource:
+        return self._memoized(SyntheticFaceSource(num_records, size=self.config.data.source_size, seed=seed))
 
     def train_loader(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
         data = self.config.data
