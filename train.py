@@ -46,7 +46,7 @@ def main(argv: list[str]) -> None:
     # Imported after the distributed runtime is up: nothing may touch a JAX backend before it.
     import jax
 
-    from landmarkjax.training.loop import train_and_evaluate
+    from landmarkjax.runs import train_and_evaluate
     from landmarkjax.training.progress import TqdmProgress
 
     config = _CONFIG.value

@@ -78,9 +78,17 @@ def test_train_then_eval(tmp_path):
     assert final["split"] == "final" and final["step"] == 4 and final["workdir"] == workdir
     assert {"nme", "auc@0.08", "failure_rate@0.08"} <= set(final)
 
-    (record,) = _run("eval.py", f"--workdir={workdir}", *TINY)
+    with open(os.path.join(workdir, "config.json")) as file:
+        saved = json.load(file)
+    assert saved["total_steps"] == 4 and saved["model"]["backbone_widths"] == [8, 8, 8]
+    # No training flag repeated: eval.py reads the run's own config.json.
+    (record,) = _run("eval.py", f"--workdir={workdir}")
     with open(os.path.join(workdir, "eval.json")) as file:
         assert json.load(file) == record
+    # Overrides apply on top of the saved config.
+    (relaxed,) = _run("eval.py", f"--workdir={workdir}", "--config.eval.threshold=0.5")
+    assert relaxed["step"] == record["step"] and relaxed["nme"] == pytest.approx(record["nme"], rel=1e-6)
+    assert "auc@0.5" in relaxed and "auc@0.08" not in relaxed
     evals = {line["step"]: line["nme"] for line in lines if line.get("split") == "eval"}
     assert record["step"] == min(evals, key=evals.get)  # the best checkpoint by NME
     assert record["nme"] == pytest.approx(evals[record["step"]], rel=1e-5)
@@ -131,6 +139,9 @@ def test_sigkill_during_training_then_resume_matches_an_uninterrupted_run(tmp_pa
 
     lines = _run("train.py", f"--workdir={killed}", "--noprogress", *args)
     assert lines[-1]["step"] == 300
+    with open(os.path.join(killed, "metrics.jsonl")) as file:
+        train_steps = [json.loads(line)["step"] for line in file if '"split": "train"' in line]
+    assert train_steps == list(range(1, 301))  # steps logged before the kill and re-trained: once each
     assert _train_losses(killed) == _train_losses(straight)
     straight_eval = _run("eval.py", f"--workdir={straight}", "--step=300", *args)[0]
     killed_eval = _run("eval.py", f"--workdir={killed}", "--step=300", *args)[0]

@@ -9,9 +9,9 @@ import optax
 import pytest
 
 from landmarkjax.configs.sbr import get_config
-from landmarkjax.methods.base import available_methods, build_method
-from landmarkjax.methods.sbr import CLIP_KEY, SBRMethod
-from landmarkjax.training.loop import evaluate_checkpoint, train_and_evaluate
+from landmarkjax.methods import available_methods, build_method
+from landmarkjax.methods.sbr import CLIP_KEY, REGISTRATION_PHASE, SUPERVISED_PHASE, SBRMethod
+from landmarkjax.runs import evaluate_run, train_and_evaluate
 from landmarkjax.training.metric_writer import read_metrics
 
 
@@ -67,18 +67,20 @@ def test_method_is_registered_and_validates_its_config():
         SBRMethod(config)
 
 
-def test_clips_join_the_batches_after_stage_one_and_the_position_is_checkpointed():
+def test_clips_join_the_batches_in_the_registration_phase_and_the_position_is_checkpointed():
     method = SBRMethod(tiny_config())
-    batches = method.train_loader(2)
-    first, second, third = next(batches), next(batches), next(batches)
-    assert CLIP_KEY not in first and CLIP_KEY not in second
+    assert [(p.name, p.num_steps) for p in method.phases()] == [(SUPERVISED_PHASE, 2), (REGISTRATION_PHASE, None)]
+    data = method.train_loader(2)
+    first = method.next_batch(data, SUPERVISED_PHASE)
+    third = method.next_batch(data, REGISTRATION_PHASE)
+    assert CLIP_KEY not in first
     assert third[CLIP_KEY].shape == (2, 3, 32, 32, 3) and third[CLIP_KEY].dtype == np.float32
     assert third["image"].shape == (2, 32, 32, 3)
-    saved = batches.get_state()
-    expected = next(batches)
+    saved = data.get_state()
+    expected = method.next_batch(data, REGISTRATION_PHASE)
     restored = method.train_loader(2)
     restored.set_state(saved)
-    again = next(restored)
+    again = method.next_batch(restored, REGISTRATION_PHASE)
     np.testing.assert_array_equal(again[CLIP_KEY], expected[CLIP_KEY])
     np.testing.assert_array_equal(again["image"], expected["image"])
 
@@ -87,7 +89,9 @@ def test_clip_batch_size_sets_the_number_of_clips_per_batch():
     config = tiny_config()
     config.sbr.stage1_steps = 0
     config.sbr.clip_batch_size = 4  # global; the tests run 4 CPU devices in one process
-    batch = next(SBRMethod(config).train_loader(8))
+    method = SBRMethod(config)
+    assert [p.name for p in method.phases()] == [REGISTRATION_PHASE]
+    batch = method.next_batch(method.train_loader(8), REGISTRATION_PHASE)
     assert batch["image"].shape[0] == 8 and batch[CLIP_KEY].shape[0] == 4
     config.sbr.clip_batch_size = 6
     with pytest.raises(ValueError, match="multiple of the device count"):
@@ -101,10 +105,8 @@ def test_registration_term_is_positive_on_moving_clips_and_reaches_the_parameter
     config.sbr.max_displacement = 1e3
     config.sbr.fb_threshold = 1e3
     method = SBRMethod(config)
-    batches = method.train_loader(4)
-    for _ in range(config.sbr.stage1_steps):
-        next(batches)
-    batch = {key: jnp.asarray(value) for key, value in next(batches).items()}
+    batch = method.next_batch(method.train_loader(4), REGISTRATION_PHASE)
+    batch = {key: jnp.asarray(value) for key, value in batch.items()}
     state = method.init_state(jax.random.key(0))
 
     def registration(params):
@@ -126,10 +128,7 @@ def test_tracking_scale_tracks_on_the_large_frames_and_reports_small_pixels():
     config.sbr.fb_threshold = 1e3
     config.sbr.lk.window_radius = 6
     method = SBRMethod(config)
-    batches = method.train_loader(4)
-    for _ in range(config.sbr.stage1_steps):
-        next(batches)
-    small = jnp.asarray(next(batches)[CLIP_KEY])  # [4, 3, 32, 32, 3]
+    small = jnp.asarray(method.next_batch(method.train_loader(4), REGISTRATION_PHASE)[CLIP_KEY])  # [4, 3, 32, 32, 3]
     params = method.init_state(jax.random.key(0)).params
     small_loss, small_points = jax.jit(method.registration_loss_fn)(params, small)
 
@@ -146,7 +145,8 @@ def test_tracking_scale_tracks_on_the_large_frames_and_reports_small_pixels():
     assert float(large_loss) != pytest.approx(2 * float(small_loss), rel=0.2)  # not in large pixels
 
     large_config.sbr.stage1_steps = 0
-    batch = next(SBRMethod(large_config).train_loader(4))
+    large_method = SBRMethod(large_config)
+    batch = large_method.next_batch(large_method.train_loader(4), REGISTRATION_PHASE)
     assert batch["image"].shape == (4, 32, 32, 3) and batch[CLIP_KEY].shape == (4, 3, 64, 64, 3)
     large_config.sbr.tracking_scale = 0
     with pytest.raises(ValueError, match="tracking_scale"):
@@ -168,7 +168,11 @@ def test_training_run_end_to_end(tmp_path):
         assert r["loss"] == pytest.approx(expected, rel=1e-5)
     assert [r["registration_loss"] for r in train[:2]] == [0.0, 0.0]
 
-    evaluation = evaluate_checkpoint(config, tmp_path)
+    phases = [(r["step"], r["phase"]) for r in read_metrics(tmp_path, "event") if r["event"] == "phase"]
+    assert phases == [(1, SUPERVISED_PHASE), (3, REGISTRATION_PHASE)]
+    assert [r["phase"] for r in train] == [SUPERVISED_PHASE] * 2 + [REGISTRATION_PHASE] * 2
+
+    evaluation = evaluate_run(tmp_path)  # the run's own config.json
     assert evaluation.step == 4
     assert evaluation.metrics["jitter"] == pytest.approx(result["jitter"], rel=1e-5)
     assert evaluation.image.dtype == np.uint8 and evaluation.image.shape == (32 * 3, 4 * 32 * 3, 3)

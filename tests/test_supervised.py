@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
@@ -11,14 +12,16 @@ import pytest
 
 from landmarkjax.configs.supervised import get_config
 from landmarkjax.metrics import nme
-from landmarkjax.methods.base import available_methods, build_method
+from landmarkjax.methods import available_methods, build_method
 from landmarkjax.methods.supervised import (
     SupervisedMethod,
     draw_landmarks,
     heatmap_targets,
     locate_landmarks,
 )
-from landmarkjax.training.loop import CHECKPOINT_DIRNAME, evaluate_checkpoint, train_and_evaluate
+from landmarkjax.runs import evaluate_run, train_and_evaluate
+from landmarkjax.training.loop import CHECKPOINT_DIRNAME
+from landmarkjax.training.method import DEFAULT_PHASE
 from landmarkjax.training.metric_writer import read_metrics
 
 
@@ -174,7 +177,7 @@ def test_training_run_end_to_end(tmp_path):
     assert all(np.isfinite(r["heatmap_loss"]) and np.isfinite(r["coord_loss"]) for r in train)
     assert sorted(os.listdir(tmp_path / CHECKPOINT_DIRNAME)) == ["2", "4"]
 
-    evaluation = evaluate_checkpoint(config, tmp_path)
+    evaluation = evaluate_run(tmp_path, config=config)
     assert evaluation.step == 4
     assert evaluation.metrics["nme"] == pytest.approx(result["nme"], rel=1e-5)
     assert evaluation.image.dtype == np.uint8 and evaluation.image.shape == (32 * 3, 4 * 32 * 3, 3)
@@ -204,7 +207,8 @@ def test_train_step_metrics_and_state():
     method = SupervisedMethod(config)
     state = jax.jit(method.init_state)(jax.random.key(0))
     batch = next(method.train_loader(8))
-    new_state, metrics = jax.jit(method.train_step)(state, batch, jax.random.key(1))
+    step = jax.jit(functools.partial(method.train_step, phase=DEFAULT_PHASE))
+    new_state, metrics = step(state, batch, jax.random.key(1), {})
     assert int(new_state.step) == 1
     assert set(metrics) == {"loss", "heatmap_loss", "coord_loss", "grad_norm"}
     total = (

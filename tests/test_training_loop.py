@@ -22,14 +22,9 @@ import pytest
 from absl import logging as absl_logging
 
 from landmarkjax.configs.common import optimizer_config, training_config
-from landmarkjax.methods.base import Method, TrainState, mean_over_axis
 from landmarkjax.training import checkpointing
-from landmarkjax.training.loop import (
-    CHECKPOINT_DIRNAME,
-    NonFiniteLossError,
-    evaluate_checkpoint,
-    train_and_evaluate,
-)
+from landmarkjax.training.loop import CHECKPOINT_DIRNAME, NonFiniteLossError, evaluate_checkpoint, train
+from landmarkjax.training.method import Method, TrainState, mean_over_axis
 from landmarkjax.training.metric_writer import read_metrics
 from landmarkjax.training.optimizers import make_optimizer
 from landmarkjax.training.progress import ProgressUpdate
@@ -93,8 +88,8 @@ class LinearRegressionMethod(Method):
             loss = jnp.where(step + 1 >= self.config.nan_at_step, jnp.nan, loss)
         return loss
 
-    def train_step(self, state, batch, rng, *, axis_name=None):
-        del rng
+    def train_step(self, state, batch, rng, frozen, *, phase, axis_name=None):
+        del rng, frozen, phase
         loss, grads = jax.value_and_grad(self.loss_fn)(state.params, batch, state.step)
         grads = mean_over_axis(grads, axis_name)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
@@ -102,7 +97,7 @@ class LinearRegressionMethod(Method):
         new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state)
         return new_state, mean_over_axis({"loss": loss}, axis_name)
 
-    def eval_step(self, state, batch):
+    def eval_step(self, state, batch, frozen):
         prediction = batch["x"] @ state.params["w"] + state.params["b"]
         return {"squared_error": (prediction - batch["y"]) ** 2}
 
@@ -132,7 +127,7 @@ class LinearRegressionMethod(Method):
     def eval_loader(self, batch_size):
         return self._loader(self.config.num_test, 1, batch_size, train=False)
 
-    def visualize(self, state, batch):
+    def visualize(self, state, batch, frozen):
         return np.zeros([4, 4, 3], np.uint8)
 
 
@@ -156,7 +151,7 @@ def regression_config(**overrides) -> ml_collections.ConfigDict:
 
 
 def _run(config, workdir, **kwargs):
-    return train_and_evaluate(config, workdir, method=LinearRegressionMethod(config), **kwargs)
+    return train(LinearRegressionMethod(config), workdir, **kwargs)
 
 
 def _losses_by_step(workdir) -> dict[int, float]:
@@ -173,7 +168,7 @@ def _abstract_state(method):
 
 def _final_params(config, workdir):
     method = LinearRegressionMethod(config)
-    result = evaluate_checkpoint(config, workdir, step=config.total_steps, method=method)
+    result = evaluate_checkpoint(method, workdir, step=config.total_steps)
     with checkpointing.TrainingCheckpoints(os.path.join(workdir, CHECKPOINT_DIRNAME)) as checkpoints:
         state = checkpoints.restore(config.total_steps, _abstract_state(method))
     return result, jax.tree.map(np.asarray, state.params)
@@ -226,6 +221,8 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     resumed_losses = _losses_by_step(tmp_path / "resumed")
     assert sorted(straight_losses) == list(range(1, 13))
     assert resumed_losses == straight_losses  # identical floats: same data, same order, same noise
+    # Step 7 was logged before the crash and re-trained after resuming from 6: it is logged once.
+    assert [r["step"] for r in read_metrics(tmp_path / "resumed", "train")] == list(range(1, 13))
     resumed_events = [r for r in read_metrics(tmp_path / "resumed", "event") if r["event"] == "resumed"]
     assert [r["step"] for r in resumed_events] == [6]
 
@@ -319,7 +316,7 @@ def test_evaluate_checkpoint_picks_the_best(tmp_path):
     _run(config, tmp_path)
     evals = {r["step"]: r["mse"] for r in read_metrics(tmp_path, "eval")}
     best = min(evals, key=evals.get)
-    result = evaluate_checkpoint(config, tmp_path, method=LinearRegressionMethod(config))
+    result = evaluate_checkpoint(LinearRegressionMethod(config), tmp_path)
     assert result.step == best
     assert result.metrics["mse"] == pytest.approx(evals[best], rel=1e-6)
     assert result.image.dtype == np.uint8
@@ -328,7 +325,7 @@ def test_evaluate_checkpoint_picks_the_best(tmp_path):
 def test_evaluate_checkpoint_without_checkpoints_raises(tmp_path):
     config = regression_config()
     with pytest.raises(FileNotFoundError, match="No checkpoint"):
-        evaluate_checkpoint(config, tmp_path, method=LinearRegressionMethod(config))
+        evaluate_checkpoint(LinearRegressionMethod(config), tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,7 @@ WORKER = textwrap.dedent(
     import jax
     import numpy as np
     from landmarkjax.training.checkpointing import TrainingCheckpoints, state_fingerprint
-    from landmarkjax.training.loop import train_and_evaluate
+    from landmarkjax.training.loop import train
     from landmarkjax.training import sharding
 
     spec = importlib.util.spec_from_file_location("toy", os.path.join(tests_dir, "test_training_loop.py"))
@@ -40,7 +40,7 @@ WORKER = textwrap.dedent(
     spec.loader.exec_module(toy)
     config = toy.regression_config(total_steps=6, eval_every=3, checkpoint_every=3, num_train=48)
     method = toy.LinearRegressionMethod(config)
-    result = train_and_evaluate(config, workdir, method=method)
+    result = train(method, workdir)
 
     mesh = sharding.make_data_mesh()
     abstract = jax.eval_shape(method.init_state, jax.random.key(0))

@@ -16,6 +16,7 @@ import pytest
 from landmarkjax.configs.supervised import get_config
 from landmarkjax.methods.supervised import SupervisedMethod
 from landmarkjax.training import sharding
+from landmarkjax.training.method import DEFAULT_PHASE
 
 NUM_DEVICES = 4
 
@@ -58,13 +59,17 @@ def _assert_trees_close(actual, expected, rtol=2e-5, atol=2e-6):
         np.testing.assert_allclose(np.asarray(a), np.asarray(e), rtol=rtol, atol=atol)
 
 
+def _step(method, **kwargs):
+    return functools.partial(method.train_step, phase=DEFAULT_PHASE, **kwargs)
+
+
 def test_sharded_step_equals_single_device_step(method_and_state):
     method, state = method_and_state
     batch = fake_batch(16, 8)
     rng = jax.random.key(1)
     single_device = jax.devices()[0]
     on_one = jax.device_put((state, batch), single_device)
-    expected_state, expected_metrics = jax.jit(method.train_step)(*on_one, rng)
+    expected_state, expected_metrics = jax.jit(_step(method))(*on_one, rng, {})
 
     mesh = sharding.make_data_mesh()
     replicated = sharding.replicated_sharding(mesh)
@@ -75,8 +80,8 @@ def test_sharded_step_equals_single_device_step(method_and_state):
     assert len(global_batch["image"].addressable_shards) == NUM_DEVICES
     assert global_batch["image"].addressable_shards[0].data.shape == (2, 16, 16, 3)
 
-    step = sharding.jit_data_parallel(method.train_step, mesh, replicated)
-    new_state, metrics = step(sharded_state, global_batch, rng)
+    step = sharding.jit_data_parallel(_step(method), mesh, replicated)
+    new_state, metrics = step(sharded_state, global_batch, rng, {})
     assert sharded_state.params["stage1_head"]["kernel"].is_deleted()  # the state was donated
     assert new_state.params["stage1_head"]["kernel"].sharding.is_fully_replicated
     assert int(new_state.step) == 1
@@ -93,14 +98,14 @@ def test_same_step_function_runs_under_pmap(method_and_state):
     method, state = method_and_state
     batch = fake_batch(16, 8, seed=3)
     rng = jax.random.key(2)
-    expected_state, expected_metrics = jax.jit(method.train_step)(state, batch, rng)
+    expected_state, expected_metrics = jax.jit(_step(method))(state, batch, rng, {})
 
     replicated_state = jax.tree.map(lambda x: jnp.stack([x] * NUM_DEVICES), state)
     per_device_batch = {k: v.reshape(NUM_DEVICES, -1, *v.shape[1:]) for k, v in batch.items()}
     pmapped = jax.pmap(
-        functools.partial(method.train_step, axis_name="batch"), axis_name="batch", in_axes=(0, 0, None)
+        _step(method, axis_name="batch"), axis_name="batch", in_axes=(0, 0, None, None)
     )
-    new_states, metrics = pmapped(replicated_state, per_device_batch, rng)
+    new_states, metrics = pmapped(replicated_state, per_device_batch, rng, {})
     for leaf in jax.tree.leaves(new_states):  # every replica holds the same new state
         for device in range(1, NUM_DEVICES):
             np.testing.assert_array_equal(np.asarray(leaf[device]), np.asarray(leaf[0]))
@@ -112,7 +117,7 @@ def test_sharded_evaluation_with_padding_equals_single_device(method_and_state):
     method, state = method_and_state
     examples = fake_batch(16, 10, seed=5)
     expected = method.summarize(
-        {k: np.asarray(v) for k, v in jax.jit(method.eval_step)(state, examples).items()}
+        {k: np.asarray(v) for k, v in jax.jit(method.eval_step)(state, examples, {}).items()}
     )
 
     mesh = sharding.make_data_mesh()
@@ -122,7 +127,7 @@ def test_sharded_evaluation_with_padding_equals_single_device(method_and_state):
     ]
     batches = list(sharding.global_batches(host_batches, mesh, 8))
     np.testing.assert_array_equal(np.asarray(batches[1][sharding.EXAMPLE_MASK_KEY]), [1, 1, 0, 0, 0, 0, 0, 0])
-    result = method.evaluate(jax.device_put(state, sharding.replicated_sharding(mesh)), batches)
+    result = method.evaluate_batches(jax.device_put(state, sharding.replicated_sharding(mesh)), {}, batches)
     assert result["num_examples"] == 10
     for name, value in expected.items():
         assert result[name] == pytest.approx(value, rel=1e-5)

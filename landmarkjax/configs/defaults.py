@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["DEFAULT_METHOD", "config_path", "default_config_path"]
+__all__ = ["DEFAULT_METHOD", "config_path", "default_config_path", "saved_config_path"]
 
 # The default method of the command-line tools.
 DEFAULT_METHOD = "sbr"
@@ -25,3 +25,11 @@ def config_path(method: str) -> str:
 def default_config_path() -> str:
     """Path of the default method's config file."""
     return config_path(DEFAULT_METHOD)
+
+
+def saved_config_path(workdir: str) -> str | None:
+    """`landmarkjax/configs/saved.py:<workdir>` (a config-file flag value that loads the run's own
+    `config.json`) if `workdir` holds one, else None."""
+    if not os.path.exists(os.path.join(workdir, "config.json")):
+        return None
+    return f"{config_path('saved')}:{workdir}"

@@ -1,7 +1,8 @@
 """Supervision-by-Registration (Dong et al., CVPR 2018): a CPM detector refined on unlabelled clips.
 
-Stage 1 (the first `sbr.stage1_steps` batches) trains the supervised CPM of
-`landmarkjax.methods.supervised` on labelled faces. Stage 2 adds unlabelled three-frame face clips: the
+Two training phases (`landmarkjax.training.method.Phase`): "supervised" (the first `sbr.stage1_steps`
+steps) trains the supervised CPM of `landmarkjax.methods.supervised` on labelled faces; "registration"
+(the rest of the run) adds unlabelled three-frame face clips: the
 detector runs on every frame, the detections of frames t-1 and t+1 are tracked into frame t with pyramidal
 Lucas-Kanade, and `landmarkjax.losses.registration_loss` pulls the detections of frame t toward those
 tracks (points failing the forward-backward check, too far from the detection, or with a weak heatmap peak
@@ -9,7 +10,8 @@ are dropped). The total loss is supervised + `sbr.registration_weight` * registr
 `sbr.through_lk` the gradient also flows through the tracker into the neighbour frames' detections (SBR),
 otherwise the tracks are fixed targets.
 
-A training batch holds the labelled images (`image`, `landmarks`, `visibility`) and, in stage 2,
+A training batch holds the labelled images (`image`, `landmarks`, `visibility`) and, in the
+registration phase,
 `sbr.clip_batch_size` unlabelled clips (`clip_frames` `[B_clips, 3, s H, s W, 3]`, s =
 `sbr.tracking_scale`; 0 clips = as many as images). Evaluation runs on labelled synthetic clips of
 `data.eval_clip_length` frames and reports NME (inter-ocular) over every frame, AUC and failure rate at
@@ -19,7 +21,6 @@ for reference, of the true landmarks.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Iterable, Iterator, Mapping
 
 import jax
@@ -31,13 +32,16 @@ from landmarkjax import losses, metrics
 from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
 from landmarkjax.data.pipeline import make_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource
-from landmarkjax.methods.base import TrainState
 from landmarkjax.methods.supervised import LOCATORS, SupervisedMethod, draw_landmarks
+from landmarkjax.training.method import Phase, TrainState
+from landmarkjax.training.streams import Streams
 
-__all__ = ["CLIP_KEY", "MixedIterator", "SBRMethod", "build", "clip_augmentation"]
+__all__ = ["CLIP_KEY", "REGISTRATION_PHASE", "SBRMethod", "SUPERVISED_PHASE", "build", "clip_augmentation"]
 
 # The batch key of the unlabelled clips, float32 [B, 3, H, W, 3] in [0, 1].
 CLIP_KEY = "clip_frames"
+SUPERVISED_PHASE = "supervised"
+REGISTRATION_PHASE = "registration"
 
 
 def clip_augmentation(data: ml_collections.ConfigDict, scale: int = 1) -> RandomFaceAugment:
@@ -58,56 +62,6 @@ def clip_augmentation(data: ml_collections.ConfigDict, scale: int = 1) -> Random
             saturation=augment.colour_jitter,
         )
     )
-
-
-class MixedIterator:
-    """Labelled batches; from batch `stage1_batches` on, with a batch of unlabelled clips under `CLIP_KEY`.
-
-    The iterator decides the stage, so the train step switches at trace time (a batch with clips has
-    another structure, and `jax.jit` compiles the second stage once when it starts): a `lax.cond` on the
-    step would do the same in one program, but XLA:CPU runs convolutions inside a conditional over 10x
-    slower. Checkpointable: the state holds both iterators' states and the number of batches drawn.
-
-    Args:
-      labelled: iterator of labelled batch dicts (with `get_state` / `set_state`).
-      clips: iterator of clip batch dicts with `frames` (with `get_state` / `set_state`).
-      stage1_batches: batches drawn before clips are added.
-    """
-
-    def __init__(
-        self,
-        labelled: Iterator[dict[str, np.ndarray]],
-        clips: Iterator[dict[str, np.ndarray]],
-        stage1_batches: int,
-    ):
-        self.labelled = labelled
-        self.clips = clips
-        self.stage1_batches = stage1_batches
-        self.position = 0
-
-    def __iter__(self) -> MixedIterator:
-        return self
-
-    def __next__(self) -> dict[str, np.ndarray]:
-        batch = dict(next(self.labelled))
-        if self.position >= self.stage1_batches:
-            batch[CLIP_KEY] = next(self.clips)["frames"]
-        self.position += 1
-        return batch
-
-    def get_state(self) -> bytes:
-        state = {
-            "labelled": self.labelled.get_state().decode("utf-8"),
-            "clips": self.clips.get_state().decode("utf-8"),
-            "position": self.position,
-        }
-        return json.dumps(state).encode("utf-8")
-
-    def set_state(self, state: bytes) -> None:
-        state = json.loads(state.decode("utf-8"))
-        self.labelled.set_state(state["labelled"].encode("utf-8"))
-        self.clips.set_state(state["clips"].encode("utf-8"))
-        self.position = int(state["position"])
 
 
 class SBRMethod(SupervisedMethod):
@@ -131,6 +85,17 @@ class SBRMethod(SupervisedMethod):
             raise ValueError(
                 f"data.eval_clip_length must be >= 3 (jitter); got {config.data.eval_clip_length}."
             )
+
+    def phases(self) -> tuple[Phase, ...]:
+        """"supervised" for `sbr.stage1_steps` steps (none if 0), then "registration" to the end.
+
+        The registration phase's batches have another structure (clips), so `jax.jit` compiles its
+        step once when it starts: a `lax.cond` on the step would do the same in one program, but
+        XLA:CPU runs convolutions inside a conditional over 10x slower.
+        """
+        stage1 = self.config.sbr.stage1_steps
+        registration = Phase(REGISTRATION_PHASE)
+        return (Phase(SUPERVISED_PHASE, stage1), registration) if stage1 else (registration,)
 
     def detect(
         self, params: Any, frames: jnp.ndarray, locator: str | None = None
@@ -181,7 +146,7 @@ class SBRMethod(SupervisedMethod):
     def objective(
         self, params: Any, batch: Mapping[str, jnp.ndarray]
     ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-        """Supervised loss, plus the weighted registration loss when the batch has clips (stage 2)."""
+        """Supervised loss, plus the weighted registration loss when the batch has clips (registration)."""
         supervised, parts = self.loss_fn(params, batch)
         if CLIP_KEY in batch:
             registration, num_points = self.registration_loss_fn(params, batch[CLIP_KEY])
@@ -195,7 +160,10 @@ class SBRMethod(SupervisedMethod):
             "registered_points": num_points,
         }
 
-    def eval_step(self, state: TrainState, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    def eval_step(
+        self, state: TrainState, batch: Mapping[str, jax.Array], frozen: Any
+    ) -> dict[str, jax.Array]:
+        del frozen
         predicted, _ = self.detect(state.params, batch["frames"])
         return {
             "nme": metrics.nme(predicted, batch["landmarks"], "inter_ocular", batch["visibility"]),
@@ -231,7 +199,7 @@ class SBRMethod(SupervisedMethod):
             )
         return global_clips // jax.process_count()
 
-    def train_loader(self, batch_size: int) -> MixedIterator:
+    def train_loader(self, batch_size: int) -> Streams:
         data = self.config.data
         scale = self.config.sbr.tracking_scale
         clips = make_loader(
@@ -242,7 +210,14 @@ class SBRMethod(SupervisedMethod):
             num_epochs=None,
             augment=clip_augmentation(data, scale),
         )
-        return MixedIterator(super().train_loader(batch_size), iter(clips), self.config.sbr.stage1_steps)
+        return Streams(labelled=super().train_loader(batch_size), clips=iter(clips))
+
+    def next_batch(self, data: Streams, phase: str) -> dict[str, np.ndarray]:
+        """Labelled images; in the registration phase also a batch of clips under `CLIP_KEY`."""
+        batch = dict(data.next("labelled"))
+        if phase == REGISTRATION_PHASE:
+            batch[CLIP_KEY] = data.next("clips")["frames"]
+        return batch
 
     def eval_loader(self, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
         data = self.config.data
@@ -256,7 +231,8 @@ class SBRMethod(SupervisedMethod):
             drop_remainder=False,
         )
 
-    def visualize(self, state: TrainState, batch: Mapping[str, Any]) -> np.ndarray:
+    def visualize(self, state: TrainState, batch: Mapping[str, Any], frozen: Any) -> np.ndarray:
+        del frozen
         count = min(self.config.eval.num_visualized, len(batch["frames"]))
         frames = jnp.asarray(batch["frames"][:count, :1])
         predicted, _ = jax.jit(self.detect)(state.params, frames)

@@ -25,7 +25,6 @@ from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugm
 from landmarkjax.data.face_layout import NUM_FACE_LANDMARKS
 from landmarkjax.data.pipeline import make_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceSource
-from landmarkjax.methods.base import Method, TrainState, mean_over_axis
 from landmarkjax.models.cpm import CPM
 from landmarkjax.ops.heatmaps import (
     heatmap_to_image_coords,
@@ -34,6 +33,7 @@ from landmarkjax.ops.heatmaps import (
     render_gaussian_heatmaps,
     soft_argmax,
 )
+from landmarkjax.training.method import Method, TrainState, apply_gradients, mean_over_axis
 from landmarkjax.training.optimizers import make_optimizer
 
 __all__ = [
@@ -275,20 +275,23 @@ class SupervisedMethod(Method):
         state: TrainState,
         batch: Mapping[str, jax.Array],
         rng: jax.Array,
+        frozen: Any,
         *,
+        phase: str,
         axis_name: str | None = None,
     ) -> tuple[TrainState, dict[str, jax.Array]]:
-        del rng  # augmentation happens in the data pipeline; the step itself is deterministic
+        del rng, frozen, phase  # augmentation happens in the data pipeline; the step is deterministic
         (loss, parts), grads = jax.value_and_grad(self.objective, has_aux=True)(state.params, batch)
         grads = mean_over_axis(grads, axis_name)
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        new_state = apply_gradients(state, grads, self.optimizer).replace(step=state.step + 1)
         step_metrics = mean_over_axis({"loss": loss, **parts}, axis_name)
         step_metrics["grad_norm"] = optax.tree.norm(grads)
-        new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state)
         return new_state, step_metrics
 
-    def eval_step(self, state: TrainState, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    def eval_step(
+        self, state: TrainState, batch: Mapping[str, jax.Array], frozen: Any
+    ) -> dict[str, jax.Array]:
+        del frozen
         predicted, _ = self.predict(state.params, batch["image"])
         return {"nme": metrics.nme(predicted, batch["landmarks"], "inter_ocular", batch["visibility"])}
 
@@ -349,7 +352,8 @@ class SupervisedMethod(Method):
             drop_remainder=False,
         )
 
-    def visualize(self, state: TrainState, batch: Mapping[str, Any]) -> np.ndarray:
+    def visualize(self, state: TrainState, batch: Mapping[str, Any], frozen: Any) -> np.ndarray:
+        del frozen
         count = min(self.config.eval.num_visualized, len(batch["image"]))
         images = jnp.asarray(batch["image"][:count])
         predicted, _ = jax.jit(self.predict)(state.params, images)

@@ -1,37 +1,45 @@
-"""The method-agnostic training loop: `train_and_evaluate(config, workdir)`.
+"""The method-agnostic training loop: `train(method, workdir)` and `evaluate_checkpoint(method, workdir)`.
 
 Data parallel over every device of every process: the state is replicated, each process loads its
-share of the global batch, and one jitted step (explicit shardings, the state donated) runs on the
-global arrays. The run checkpoints periodically and at the end (state + data-iterator position),
-resumes from the newest intact checkpoint automatically, evaluates periodically, and logs metrics as
-JSON lines and TensorBoard events in `workdir`. A non-finite loss stops the run before anything is
-saved from the bad state.
+share of the global batch, and one jitted step per phase (explicit shardings, the state donated, the
+frozen inputs passed as an argument) runs on the global arrays. The run writes its resolved config
+(`config.json`), checkpoints periodically and at the end (state + data position + phase), resumes from
+the newest intact checkpoint automatically (dropping logged records newer than it), evaluates
+periodically, and logs metrics as JSON lines and TensorBoard events in `workdir`. A non-finite loss (any
+metric named "loss" or "*_loss") stops the run before anything is saved from the bad state.
+
+The loop knows methods only through `landmarkjax.training.method.Method`; building one from a config is
+`landmarkjax.methods.build_method` (and `landmarkjax.runs.train_and_evaluate` does both).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import ml_collections
 import numpy as np
 from absl import logging
 
-from landmarkjax.methods.base import Method, build_method
 from landmarkjax.training import sharding
 from landmarkjax.training.checkpointing import TrainingCheckpoints
+from landmarkjax.training.method import EvalContext, Method, is_loss_name
 from landmarkjax.training.metric_writer import MetricWriter
+from landmarkjax.training.phases import PhaseSchedule, TrainData
 from landmarkjax.training.progress import ProgressUpdate, ReportFn
+from landmarkjax.training.run_config import save_config
 
 __all__ = [
     "CHECKPOINT_DIRNAME",
     "NonFiniteLossError",
     "EvaluationResult",
-    "train_and_evaluate",
+    "train",
     "evaluate_checkpoint",
+    "restore_checkpoint",
 ]
 
 CHECKPOINT_DIRNAME = "checkpoints"
@@ -87,19 +95,25 @@ class _TrainMetrics:
         self._pending.append((step, metrics))
 
     def flush(self, last_good_step: int | None, checkpoint_dir: str) -> tuple[dict[str, float], float]:
-        """Means over the pending steps (at least one) and steps/s; NonFiniteLossError on a bad loss."""
+        """Means over the pending steps (at least one) and steps/s.
+
+        Raises:
+          NonFiniteLossError: if any loss metric ("loss", "*_loss") of a pending step is NaN or infinite.
+        """
         steps = [step for step, _ in self._pending]
         values = jax.device_get([metrics for _, metrics in self._pending])
         for step, metrics in zip(steps, values, strict=True):
-            loss = float(metrics["loss"])
-            if not np.isfinite(loss):
+            bad = {name: float(value) for name, value in metrics.items() if is_loss_name(name)}
+            bad = {name: value for name, value in bad.items() if not np.isfinite(value)}
+            if bad:
                 saved = (
                     f"the last good checkpoint is step {last_good_step} in {checkpoint_dir}"
                     if last_good_step is not None
                     else "no checkpoint was saved yet"
                 )
+                described = ", ".join(f"{name} is {value}" for name, value in sorted(bad.items()))
                 raise NonFiniteLossError(
-                    f"Training loss is {loss} at step {step}; stopping the run ({saved}, left intact)."
+                    f"Training {described} at step {step}; stopping the run ({saved}, left intact)."
                 )
         now = time.perf_counter()
         rate = len(steps) / max(now - self._clock, 1e-9)
@@ -109,82 +123,110 @@ class _TrainMetrics:
         return means, rate
 
 
-def train_and_evaluate(
-    config: ml_collections.ConfigDict,
-    workdir: str | os.PathLike[str],
-    *,
-    report: ReportFn | None = None,
-    method: Method | None = None,
-) -> dict[str, float]:
-    """Trains `config.method` for `config.total_steps` steps in `workdir` and evaluates it.
+def place_frozen_inputs(method: Method, mesh: jax.sharding.Mesh) -> Any:
+    """`method.frozen_inputs()` as global arrays replicated over `mesh` (every process holds the values)."""
+    replicated = sharding.replicated_sharding(mesh)
 
-    Resumes from the newest intact checkpoint in `<workdir>/checkpoints` if there is one (a corrupt
-    newer one is moved aside and reported). Every process of a multi-process run calls this with the
-    same arguments (after `maybe_initialize_distributed`).
+    def place(leaf: Any) -> jax.Array:
+        value = np.asarray(leaf)
+        return jax.make_array_from_callback(value.shape, replicated, lambda index: value[index])
+
+    return jax.tree.map(place, method.frozen_inputs())
+
+
+class _StepFunctions:
+    """One jitted data-parallel train step per phase, compiled when the phase first runs."""
+
+    def __init__(self, method: Method, mesh: jax.sharding.Mesh, state_sharding: Any):
+        self._method = method
+        self._mesh = mesh
+        self._state_sharding = state_sharding
+        self._compiled: dict[str, Callable[..., Any]] = {}
+
+    def __call__(self, phase: str) -> Callable[..., Any]:
+        if phase not in self._compiled:
+            self._compiled[phase] = sharding.jit_data_parallel(
+                functools.partial(self._method.train_step, phase=phase), self._mesh, self._state_sharding
+            )
+        return self._compiled[phase]
+
+
+def train(method: Method, workdir: str | os.PathLike[str], *, report: ReportFn | None = None) -> dict[str, float]:
+    """Trains `method` for `method.config.total_steps` steps in `workdir` and evaluates it.
+
+    Writes the resolved config to `<workdir>/config.json`, then resumes from the newest intact
+    checkpoint in `<workdir>/checkpoints` if there is one (a corrupt newer one is moved aside and
+    reported; logged records after the restored step are dropped). Every process of a multi-process run
+    calls this with the same arguments (after `maybe_initialize_distributed`).
 
     Args:
-      config: a method config (see `landmarkjax/configs/`).
-      workdir: directory for checkpoints, `metrics.jsonl` and TensorBoard events.
+      method: the method to train; its `config` holds the loop's settings (`landmarkjax/configs/`).
+      workdir: directory for the config copy, checkpoints, `metrics.jsonl` and TensorBoard events.
       report: optional callback receiving `ProgressUpdate`s (e.g. `TqdmProgress()`); the loop itself
         never prints.
-      method: a `Method` to train instead of `build_method(config)` (e.g. one defined outside
-        `landmarkjax.methods`).
 
     Returns:
       The final evaluation metrics, plus "step".
 
     Raises:
-      NonFiniteLossError: the loss became NaN/inf; nothing was saved after the last good checkpoint.
+      NonFiniteLossError: a loss became NaN/inf; nothing was saved after the last good checkpoint.
+      ValueError: on bad loop settings (before any step).
     """
+    config = method.config
     _validate(config)
     workdir = os.path.abspath(os.fspath(workdir))
     notify = report or (lambda update: None)
-    method = method or build_method(config)
     mesh = sharding.make_data_mesh()
     host_batch_size = sharding.per_process_batch_size(config.batch_size, mesh)
-    host_eval_batch_size = sharding.per_process_batch_size(config.eval_batch_size, mesh)
+    context = EvalContext(mesh, sharding.per_process_batch_size(config.eval_batch_size, mesh))
     state_sharding = sharding.replicated_sharding(mesh)
     init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
+    schedule = PhaseSchedule(method.phases())
+    save_config(config, workdir)
 
-    train_batches = method.train_loader(host_batch_size)
+    data = TrainData(method.train_loader(host_batch_size), schedule)
+    frozen = place_frozen_inputs(method, mesh)
     writer = MetricWriter(workdir)
     checkpoints = _checkpoints(config, workdir)
     try:
         abstract = _abstract_train_state(method, init_rng, state_sharding)
-        restored = _resume(checkpoints, abstract, train_batches, writer, notify, config.total_steps)
+        restored = _resume(checkpoints, abstract, data, writer, notify, config.total_steps)
         if restored is None:
             start_step, state = 0, jax.jit(method.init_state, out_shardings=state_sharding)(init_rng)
         else:
             start_step, state = restored
-        train_step = sharding.jit_data_parallel(method.train_step, mesh, state_sharding)
+        step_functions = _StepFunctions(method, mesh, state_sharding)
 
         def evaluate(step: int, state: Any) -> dict[str, float]:
-            batches = sharding.global_batches(
-                method.eval_loader(host_eval_batch_size), mesh, host_eval_batch_size
-            )
-            metrics = method.evaluate(state, batches)
+            metrics = method.evaluate(state, frozen, context)
             writer.write(step, "eval", metrics)
             notify(ProgressUpdate("eval", step, config.total_steps, metrics))
             return metrics
 
-        notify(ProgressUpdate("start", start_step, config.total_steps))
+        notify(ProgressUpdate("start", start_step, config.total_steps, phase=schedule.current.name))
         pending = _TrainMetrics()
         last_good_step = checkpoints.latest_step
         eval_metrics: dict[str, float] | None = None
         for step in range(start_step + 1, config.total_steps + 1):
-            batch = sharding.host_local_to_global(next(train_batches), mesh)
-            state, metrics = train_step(state, batch, jax.random.fold_in(train_rng, step))
+            started = schedule.advance(step)
+            if len(schedule.phases) > 1 and (started or step == 1):
+                _announce_phase(schedule, step, writer, notify, config.total_steps)
+            phase = schedule.current.name
+            batch = sharding.host_local_to_global(method.next_batch(data.data, phase), mesh)
+            state, metrics = step_functions(phase)(state, batch, jax.random.fold_in(train_rng, step), frozen)
             pending.add(step, metrics)
             final = step == config.total_steps
             do_eval = final or _is_multiple(step, config.eval_every)
             do_save = final or do_eval or _is_multiple(step, config.checkpoint_every)
             if do_save or _is_multiple(step, config.log_every):
                 means, rate = pending.flush(last_good_step, checkpoints.directory)
-                writer.write(step, "train", {**means, "steps_per_second": rate})
-                notify(ProgressUpdate("train", step, config.total_steps, means, steps_per_second=rate))
+                writer.write(step, "train", {**means, "steps_per_second": rate, "phase": phase})
+                notify(
+                    ProgressUpdate("train", step, config.total_steps, means, steps_per_second=rate, phase=phase)
+                )
             eval_metrics = evaluate(step, state) if do_eval else None
             if do_save:
-                checkpoints.save(step, state, data_iterator=train_batches, metrics=eval_metrics)
+                checkpoints.save(step, state, data_iterator=data, metrics=eval_metrics)
                 last_good_step = step
             if do_eval or do_save:
                 pending.restart_clock()
@@ -195,6 +237,16 @@ def train_and_evaluate(
     finally:
         checkpoints.close()
         writer.close()
+
+
+def _announce_phase(
+    schedule: PhaseSchedule, step: int, writer: MetricWriter, notify: ReportFn, total_steps: int
+) -> None:
+    """Logs the start of the phase in force at `step` (an event record and a progress message)."""
+    name = schedule.current.name
+    message = f"Phase {name!r} starts at step {step}."
+    writer.write(step, "event", {"event": "phase", "phase": name, "message": message})
+    notify(ProgressUpdate("message", step - 1, total_steps, message=message, phase=name))
 
 
 def _abstract_train_state(method: Method, init_rng: jax.Array, state_sharding: Any) -> Any:
@@ -208,15 +260,17 @@ def _abstract_train_state(method: Method, init_rng: jax.Array, state_sharding: A
 def _resume(
     checkpoints: TrainingCheckpoints,
     abstract: Any,
-    train_batches: Any,
+    data: TrainData,
     writer: MetricWriter,
     notify: ReportFn,
     total_steps: int,
 ) -> tuple[int, Any] | None:
-    """Restores the newest intact checkpoint (state and data position); reports skipped ones."""
-    restored = checkpoints.restore_latest(abstract, data_iterator=train_batches)
+    """Restores the newest intact checkpoint (state, data position, phase); reports skipped ones."""
+    restored = checkpoints.restore_latest(abstract, data_iterator=data)
     if restored is None:
+        writer.drop_after(0)
         return None
+    writer.drop_after(restored.step)
     for skipped in restored.skipped:
         message = (
             f"Checkpoint at step {skipped.step} is corrupt ({skipped.reason}); moved it to "
@@ -225,26 +279,55 @@ def _resume(
         writer.write(skipped.step, "event", {"event": "corrupt_checkpoint_skipped", "message": message})
         notify(ProgressUpdate("message", restored.step, total_steps, message=message))
     logging.info("Resuming from checkpoint at step %d in %s.", restored.step, checkpoints.directory)
+    phase = data.schedule.current.name
     writer.write(
-        restored.step, "event", {"event": "resumed", "message": f"resumed from step {restored.step}"}
+        restored.step,
+        "event",
+        {"event": "resumed", "message": f"resumed from step {restored.step} in phase {phase!r}", "phase": phase},
     )
     return restored.step, restored.state
 
 
+def restore_checkpoint(
+    method: Method, workdir: str | os.PathLike[str], *, step: int | None = None
+) -> tuple[int, Any]:
+    """Restores one checkpoint of a run (default: the best by `config.best_metric`), replicated on the mesh.
+
+    Args:
+      method: the method the run trained (its config names the checkpoint settings).
+      workdir: the run's directory.
+      step: a checkpoint step instead of the best.
+
+    Returns:
+      `(step, state)`.
+
+    Raises:
+      FileNotFoundError: if `workdir` holds no such checkpoint.
+    """
+    config = method.config
+    workdir = os.path.abspath(os.fspath(workdir))
+    mesh = sharding.make_data_mesh()
+    init_rng, _ = jax.random.split(jax.random.key(config.seed))
+    abstract = _abstract_train_state(method, init_rng, sharding.replicated_sharding(mesh))
+    with _checkpoints(config, workdir) as checkpoints:
+        chosen = checkpoints.best_step() if step is None else step
+        if chosen is None or chosen not in checkpoints.steps:
+            raise FileNotFoundError(
+                f"No checkpoint {'' if step is None else f'at step {step} '}in {checkpoints.directory} "
+                f"(available: {checkpoints.steps})."
+            )
+        return chosen, checkpoints.restore(chosen, abstract)
+
+
 def evaluate_checkpoint(
-    config: ml_collections.ConfigDict,
-    workdir: str | os.PathLike[str],
-    *,
-    step: int | None = None,
-    method: Method | None = None,
+    method: Method, workdir: str | os.PathLike[str], *, step: int | None = None
 ) -> EvaluationResult:
     """Restores a checkpoint of `workdir` (default: the best by `config.best_metric`) and evaluates it.
 
     Args:
-      config: the config the run was trained with.
+      method: the method the run trained.
       workdir: the run's directory.
       step: a checkpoint step to evaluate instead of the best.
-      method: the `Method` instead of `build_method(config)`.
 
     Returns:
       The step, its evaluation metrics, and `method.visualize` on the first evaluation batch.
@@ -252,25 +335,10 @@ def evaluate_checkpoint(
     Raises:
       FileNotFoundError: if `workdir` holds no checkpoint.
     """
-    workdir = os.path.abspath(os.fspath(workdir))
-    method = method or build_method(config)
+    chosen, state = restore_checkpoint(method, workdir, step=step)
     mesh = sharding.make_data_mesh()
-    host_eval_batch_size = sharding.per_process_batch_size(config.eval_batch_size, mesh)
-    state_sharding = sharding.replicated_sharding(mesh)
-    init_rng, _ = jax.random.split(jax.random.key(config.seed))
-    abstract = _abstract_train_state(method, init_rng, state_sharding)
-    checkpoints = _checkpoints(config, workdir)
-    try:
-        chosen = checkpoints.best_step() if step is None else step
-        if chosen is None or chosen not in checkpoints.steps:
-            raise FileNotFoundError(
-                f"No checkpoint {'' if step is None else f'at step {step} '}in {checkpoints.directory} "
-                f"(available: {checkpoints.steps})."
-            )
-        state = checkpoints.restore(chosen, abstract)
-    finally:
-        checkpoints.close()
-    batches = sharding.global_batches(method.eval_loader(host_eval_batch_size), mesh, host_eval_batch_size)
-    metrics = method.evaluate(state, batches)
-    first_batch = next(iter(method.eval_loader(host_eval_batch_size)))
-    return EvaluationResult(chosen, metrics, method.visualize(state, first_batch))
+    context = EvalContext(mesh, sharding.per_process_batch_size(method.config.eval_batch_size, mesh))
+    frozen = place_frozen_inputs(method, mesh)
+    metrics = method.evaluate(state, frozen, context)
+    first_batch = next(iter(method.eval_loader(context.host_batch_size)))
+    return EvaluationResult(chosen, metrics, method.visualize(state, first_batch, frozen))

@@ -67,6 +67,24 @@ class MetricWriter:
                     self._summary.add_scalar(f"{split}/{name}", value, int(step))
             self._summary.flush()
 
+    def drop_after(self, step: int) -> int:
+        """Removes the JSON records of steps after `step` (a resumed run re-trains them); returns how many.
+
+        TensorBoard's event files are append-only: TensorBoard itself shows the re-trained steps in place
+        of the dropped ones.
+        """
+        if not self.enabled or not os.path.exists(self.path):
+            return 0
+        with open(self.path, encoding="utf-8") as file:
+            lines = [line for line in file if line.strip()]
+        kept = [line for line in lines if json.loads(line)["step"] <= step]
+        if len(kept) < len(lines):
+            temporary = self.path + ".tmp"
+            with open(temporary, "w", encoding="utf-8") as file:
+                file.writelines(kept)
+            os.replace(temporary, self.path)
+        return len(lines) - len(kept)
+
     def close(self) -> None:
         """Flushes and closes the TensorBoard writer."""
         if self._summary is not None:

@@ -26,6 +26,7 @@ class ProgressUpdate:
       metrics: the numbers of a "train" or "eval" update.
       steps_per_second: training speed since the previous "train" update, when known.
       message: text of a "message" update.
+      phase: the training phase in force (see `landmarkjax.training.method.Phase`), when known.
     """
 
     kind: str
@@ -34,6 +35,7 @@ class ProgressUpdate:
     metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
     steps_per_second: float | None = None
     message: str | None = None
+    phase: str | None = None
 
 
 ReportFn = Callable[[ProgressUpdate], None]
@@ -63,6 +65,8 @@ class TqdmProgress:
         elif update.kind == "train" and self._bar is not None:
             self._bar.update(update.step - self._bar.n)
             postfix = {name: f"{value:.4g}" for name, value in update.metrics.items() if name == "loss"}
+            if update.phase is not None:
+                postfix["phase"] = update.phase
             self._bar.set_postfix(postfix)
         elif update.kind == "eval":
             self._print(json.dumps({"step": update.step, "split": "eval", **dict(update.metrics)}))

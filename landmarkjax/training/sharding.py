@@ -133,17 +133,17 @@ def to_host(tree: Any) -> Any:
 def jit_data_parallel(
     step_fn: Callable[..., Any], mesh: Mesh, state_sharding: Any, *, donate_state: bool = True
 ) -> Callable[..., Any]:
-    """jit of `step_fn(state, batch, rng) -> (state, metrics)` with explicit data-parallel shardings.
+    """jit of `step_fn(state, batch, rng, frozen) -> (state, metrics)` with explicit data-parallel shardings.
 
     The state (in and out) has `state_sharding` (a sharding or a pytree of them, normally replicated),
-    the batch is split over `data`, the rng key and the metrics are replicated. With `donate_state`
-    the input state's buffers are reused for the output state, so the caller must not touch the old
-    state after the call.
+    the batch is split over `data`, the rng key, the frozen inputs and the metrics are replicated. With
+    `donate_state` the input state's buffers are reused for the output state, so the caller must not
+    touch the old state after the call.
     """
     replicated = replicated_sharding(mesh)
     return jax.jit(
         step_fn,
-        in_shardings=(state_sharding, batch_sharding(mesh), replicated),
+        in_shardings=(state_sharding, batch_sharding(mesh), replicated, replicated),
         out_shardings=(state_sharding, replicated),
         donate_argnums=(0,) if donate_state else (),
     )
