@@ -11,8 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _checkpoint_damage import DAMAGE_KINDS, damage_checkpoint
 
+from landmarkjax.training import checkpointing
 from landmarkjax.training.checkpointing import (
+    CorruptCheckpointError,
     IncompatibleCheckpointError,
     TrainingCheckpoints,
     abstract_state,
@@ -165,39 +168,113 @@ def test_values_changed_after_saving_are_detected_and_skipped(tmp_path):
     assert os.path.dirname(restored.skipped[0].moved_to) == str(tmp_path) + ".corrupt"
 
 
-@pytest.mark.parametrize("damage", ["truncate_arrays", "delete_manifest", "empty_directory"])
-def test_unreadable_latest_falls_back_to_previous(tmp_path, damage):
+def make_large_state(scale: float = 1.0):
+    """A state whose array data is too large to be inlined in the OCDBT index: it has its own files."""
+    return {"w": jnp.arange(300_000.0).reshape(300, 1000) * scale, "step": jnp.asarray(int(scale), jnp.int32)}
+
+
+@pytest.mark.parametrize(
+    "damage, make",
+    [(kind, make_state) for kind in DAMAGE_KINDS]
+    + [(kind, make_large_state) for kind in DAMAGE_KINDS if kind.endswith("_arrays")],
+)
+def test_damaged_latest_is_quarantined_and_the_previous_restored(tmp_path, damage, make):
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        checkpoints.save(1, make(1.0))
+        checkpoints.save(2, make(2.0))
+    damage_checkpoint(tmp_path / "2", damage)
+
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        with pytest.raises(CorruptCheckpointError, match="Checkpoint at step 2 is corrupt") as raised:
+            checkpoints.restore(2, abstract_state(make()))
+        if damage != "empty_directory":  # the damaged file's read error is the cause
+            assert raised.value.__cause__ is not None
+        restored = checkpoints.restore_latest(abstract_state(make()))
+        assert checkpoints.steps == [1]
+    assert restored.step == 1
+    assert [s.step for s in restored.skipped] == [2]
+    reason = restored.skipped[0].reason
+    assert ("manifest.json" if damage.endswith(("manifest", "directory")) else "a file of it is damaged") in reason
+    _assert_states_equal(restored.state, make(1.0))
+    assert os.listdir(str(tmp_path) + ".corrupt") == [os.path.basename(restored.skipped[0].moved_to)]
+    assert not os.path.exists(tmp_path / "2")
+
+
+def _load_then_fail(error, *, when_loading):
+    """A replacement for Orbax's load that does the real read of `when_loading`, then raises `error`."""
+    real_load = checkpointing.ocp.training.Checkpointer.load_checkpointables
+
+    def load(self, step, targets):
+        loaded = real_load(self, step, targets)
+        if when_loading in targets:
+            raise error
+        return loaded
+
+    return load
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PermissionError(13, "Permission denied"),
+        OSError(5, "Input/output error"),  # a transient failure of the storage, not a damaged file
+        ValueError("UNAVAILABLE: connection reset"),  # what TensorStore says for a transient failure
+        RuntimeError("a bug"),
+        TypeError("a bug"),
+    ],
+    ids=lambda error: type(error).__name__ + "-" + str(error).split(":")[0][:12],
+)
+@pytest.mark.parametrize("stage", ["manifest", "state"])
+def test_an_error_that_is_not_corruption_propagates_and_nothing_is_moved(
+    tmp_path, monkeypatch, error, stage
+):
+    saved = DictStateIterator()
+    saved.position = 11
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        checkpoints.save(1, make_state(1.0), data_iterator=saved)
+        checkpoints.save(2, make_state(2.0), data_iterator=saved)
+    monkeypatch.setattr(
+        checkpointing.ocp.training.Checkpointer, "load_checkpointables", _load_then_fail(error, when_loading=stage)
+    )
+    fresh = DictStateIterator()
+    fresh.position = 3
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        with pytest.raises(type(error)) as raised:
+            checkpoints.restore_latest(abstract_state(make_state()), data_iterator=fresh)
+        assert raised.value is error and not isinstance(raised.value, CorruptCheckpointError)
+        assert checkpoints.steps == [1, 2]
+    assert fresh.position == 3  # the state stage's real read had set it to 11: put back
+    assert not os.path.exists(str(tmp_path) + ".corrupt")
+
+    monkeypatch.undo()  # the checkpoints are intact: the next attempt resumes from the latest
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        assert checkpoints.restore_latest(abstract_state(make_state()), data_iterator=fresh).step == 2
+    assert fresh.position == 11
+
+
+def test_a_damaged_file_error_from_the_read_is_corruption_even_if_the_files_look_fine(tmp_path, monkeypatch):
     with TrainingCheckpoints(tmp_path) as checkpoints:
         checkpoints.save(1, make_state(1.0))
         checkpoints.save(2, make_state(2.0))
-    step_dir = tmp_path / "2"
-    if damage == "truncate_arrays":
-        for root, _, files in os.walk(step_dir / "state"):
-            for name in files:
-                if os.path.basename(root) == "d":
-                    path = os.path.join(root, name)
-                    data = open(path, "rb").read()
-                    open(path, "wb").write(data[: len(data) // 3])
-    elif damage == "delete_manifest":
-        os.remove(step_dir / "manifest" / "manifest.json")
-    else:  # a file system without atomic rename, crashed right after creating the directory
-        for entry in os.listdir(step_dir):
-            path = step_dir / entry
-            if path.is_dir():
-                for root, dirs, files in os.walk(path, topdown=False):
-                    for name in files:
-                        os.remove(os.path.join(root, name))
-                    for name in dirs:
-                        os.rmdir(os.path.join(root, name))
-                os.rmdir(path)
-            else:
-                os.remove(path)
-
+    data_loss = ValueError('DATA_LOSS: Error reading shard entry {0, 0}/{1, 1} in "w/c/0/0"')
+    monkeypatch.setattr(
+        checkpointing.ocp.training.Checkpointer,
+        "load_checkpointables",
+        _load_then_fail(data_loss, when_loading="state"),
+    )
     with TrainingCheckpoints(tmp_path) as checkpoints:
-        restored = checkpoints.restore_latest(abstract_state(make_state()))
-    assert restored.step == 1
-    assert [s.step for s in restored.skipped] == [2]
-    _assert_states_equal(restored.state, make_state(1.0))
+        with pytest.raises(CorruptCheckpointError, match="DATA_LOSS") as raised:
+            checkpoints.restore(2, abstract_state(make_state()))
+    assert raised.value.__cause__ is data_loss
+
+
+def test_checkpoint_without_a_data_position_is_an_error_when_one_is_asked_for(tmp_path):
+    with TrainingCheckpoints(tmp_path) as checkpoints:
+        checkpoints.save(1, make_state())
+        with pytest.raises(IncompatibleCheckpointError, match="no data-iterator position"):
+            checkpoints.restore_latest(abstract_state(make_state()), data_iterator=DictStateIterator())
+        assert checkpoints.steps == [1]
+    assert not os.path.exists(str(tmp_path) + ".corrupt")
 
 
 def test_no_intact_checkpoint_gives_none(tmp_path):

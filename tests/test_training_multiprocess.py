@@ -9,26 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
-import portpicker
-
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+from _multiprocess import run_processes
 
 WORKER = textwrap.dedent(
     """
-    import importlib.util, json, os, sys
-    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-    os.environ["JAX_PLATFORMS"] = "cpu"
-    from landmarkjax.training.distributed import maybe_initialize_distributed
-
-    port, process_id, workdir, output, tests_dir = sys.argv[1:]
-    maybe_initialize_distributed(
-        True, coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=int(process_id)
-    )
+    import importlib.util, json
+    workdir, outdir = args
     import jax
     import numpy as np
     from landmarkjax.training.checkpointing import TrainingCheckpoints, state_fingerprint
@@ -58,46 +47,17 @@ WORKER = textwrap.dedent(
         "fingerprint": state_fingerprint(state),
         "params": local,
     }
-    with open(output, "w") as file:
+    with open(os.path.join(outdir, f"out{jax.process_index()}.json"), "w") as file:
         json.dump(record, file)
     """
 )
 
 
 def test_two_processes_train_together_and_checkpoint(tmp_path):
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    port = portpicker.pick_unused_port()
     workdir = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_PLATFORMS")}
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(script),
-                str(port),
-                str(i),
-                str(workdir),
-                str(tmp_path / f"out{i}.json"),
-                TESTS_DIR,
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    logs = []
-    for process in processes:
-        try:
-            output, _ = process.communicate(timeout=300)
-        finally:
-            if process.poll() is None:
-                process.kill()
-        logs.append(output)
-    for process, log in zip(processes, logs, strict=True):
-        assert process.returncode == 0, log[-3000:]
+    results = run_processes(tmp_path / "worker.py", WORKER, [str(workdir), str(tmp_path)], timeout=300)
+    for returncode, log in results:
+        assert returncode == 0, log[-3000:]
 
     records = [json.loads((tmp_path / f"out{i}.json").read_text()) for i in range(2)]
     assert [r["process_index"] for r in records] == [0, 1]

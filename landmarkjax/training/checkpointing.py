@@ -10,11 +10,34 @@ Guarantees:
     crash mid-save leaves no directory that looks like a finished checkpoint (leftover temporary
     directories are removed on the next start).
   * Integrity: every save writes a manifest with the state's layout (leaf paths, dtypes, shapes) and a
-    SHA-256 fingerprint of its values; a restore that fails to read, or reads values whose fingerprint
-    differs, is treated as corrupt. A readable checkpoint whose layout differs from the run's state is
-    an `IncompatibleCheckpointError` (a config mistake, not corruption), and nothing is moved.
+    SHA-256 fingerprint of its values. A restore whose files are damaged, or whose values' fingerprint
+    differs, raises `CorruptCheckpointError`. A readable checkpoint whose layout differs from the run's
+    state is an `IncompatibleCheckpointError` (a config mistake, not corruption).
   * `restore_latest` falls back from a corrupt latest checkpoint to the newest good one, moves the bad
-    one aside (into `<directory>.corrupt/`, for inspection) and reports what it skipped.
+    one aside (into `<directory>.corrupt/`, for inspection) and reports what it skipped. Any other
+    failure (a permission or transient I/O error, a bug, an incompatible checkpoint) propagates, and
+    nothing is moved.
+
+What counts as corruption. A failed read is corruption only if the step's directory still exists and
+  * a file the restore needs is damaged: `manifest/manifest.json` or `state/_METADATA` is missing, is
+    not JSON, or the manifest lacks its layout or fingerprint; or
+  * the error itself comes from a damaged file: a `FileNotFoundError` (an array or metadata file is
+    gone), a `json.JSONDecodeError` or `UnicodeDecodeError` (a metadata file is truncated or holds
+    garbage), or a TensorStore read error with status DATA_LOSS, OUT_OF_RANGE or NOT_FOUND (what it
+    reports for a garbage-filled, truncated or deleted array file), anywhere in the error's chain
+    (Orbax wraps the error of the file it read).
+A mismatch between the values read and the manifest's fingerprint is corruption too. Everything else
+(`PermissionError`, other `OSError`s, TensorStore errors such as UNAVAILABLE or PERMISSION_DENIED, a
+`TypeError` from a bug) is not.
+
+Multi-process runs. Every process reads the checkpoint on its own (Orbax's loads run without
+cross-process barriers here, so a process whose read fails cannot leave the others waiting in one), and
+after each stage of a restore (the manifest, the state and data position, the fingerprint check) all
+processes exchange their outcome (`process_allgather` of one flag each). If any process failed for a
+reason other than corruption, every process raises; otherwise, if any found corruption, every process
+raises `CorruptCheckpointError`, so `restore_latest` on all of them moves on to the previous checkpoint
+together (process 0 moves the directory; the others wait for it). With one process no collective is
+made.
 
 Orbax 0.12.8 ships the v1 API as `orbax.checkpoint.experimental.v1` (its docs already import it as
 `orbax.checkpoint.v1`, which is tried first); its `training.Checkpointer` provides everything used here.
@@ -30,6 +53,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -43,6 +67,7 @@ except ImportError:
     import orbax.checkpoint.experimental.v1 as ocp
 
 __all__ = [
+    "CorruptCheckpointError",
     "IncompatibleCheckpointError",
     "SkippedCheckpoint",
     "RestoredCheckpoint",
@@ -60,6 +85,23 @@ _MANIFEST_FILE = "manifest.json"
 
 class IncompatibleCheckpointError(ValueError):
     """A readable checkpoint that does not fit this run (different model, or process count)."""
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint whose files are damaged, or whose values differ from its fingerprint.
+
+    What counts as damage is listed in the module docstring; the read error, if any, is the cause.
+    `restore_latest` moves such a checkpoint aside and tries the previous one.
+
+    Attributes:
+      step: the checkpoint's step.
+      reason: one line saying what is damaged.
+    """
+
+    def __init__(self, step: int, reason: str):
+        super().__init__(f"Checkpoint at step {step} is corrupt: {reason}")
+        self.step = step
+        self.reason = reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,21 +264,117 @@ def _check_compatible(step: int, saved_layout: dict[str, str], wanted_layout: di
             )
 
 
-def _find_cause(error: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """`error` or the first exception of type `kind` in its cause/context chain (Orbax wraps errors)."""
-    while error is not None:
-        if isinstance(error, kind):
-            return error
+def _error_chain(error: BaseException | None) -> Iterator[BaseException]:
+    """`error`, then each exception of its cause/context chain once (Orbax wraps errors)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
         error = error.__cause__ or error.__context__
-    return None
+
+
+def _find_cause(error: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """`error` or the first exception of type `kind` in its cause/context chain."""
+    return next((link for link in _error_chain(error) if isinstance(link, kind)), None)
 
 
 def _describe(error: BaseException) -> str:
-    """One line naming the innermost cause of `error` (Orbax wraps the informative I/O error)."""
-    while error.__cause__ is not None or error.__context__ is not None:
-        error = error.__cause__ or error.__context__
+    """`error`'s type and the first line of its message."""
     text = str(error).splitlines()[0] if str(error) else ""
     return f"{type(error).__name__}: {text}"[:300]
+
+
+# Errors that report a damaged file, and the statuses of TensorStore's read errors (a ValueError whose
+# message starts with the status) that do: a garbage-filled, truncated or deleted array file.
+_DAMAGED_FILE_ERRORS = (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError)
+_DAMAGED_FILE_STATUSES = ("DATA_LOSS:", "OUT_OF_RANGE:", "NOT_FOUND:")
+_REQUIRED_JSON_FILES = (os.path.join(_MANIFEST, _MANIFEST_FILE), os.path.join(_STATE, "_METADATA"))
+
+
+def _damaged_file_error(error: BaseException) -> BaseException | None:
+    """The exception in `error`'s chain that reports a damaged file, if any."""
+    for link in _error_chain(error):
+        if isinstance(link, _DAMAGED_FILE_ERRORS):
+            return link
+        if type(link) is ValueError and str(link).startswith(_DAMAGED_FILE_STATUSES):
+            return link
+    return None
+
+
+def _damaged_required_file(step_dir: str) -> str | None:
+    """What is wrong with the manifest or the state's metadata in `step_dir`; None if nothing is seen.
+
+    A file that cannot be opened for another reason (e.g. a PermissionError) is no evidence of damage.
+    """
+    for relative in _REQUIRED_JSON_FILES:
+        try:
+            with open(os.path.join(step_dir, relative), "rb") as file:
+                content = json.loads(file.read())
+        except FileNotFoundError:
+            return f"{relative} is missing"
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError: truncated or garbage
+            return f"{relative} is not valid JSON ({_describe(error)})"
+        except OSError:
+            continue
+        is_manifest = relative.startswith(_MANIFEST)
+        if is_manifest and not (isinstance(content, dict) and {"layout", "sha256"} <= set(content)):
+            return f"{relative} lacks the state layout or fingerprint"
+    return None
+
+
+def _corruption(step_dir: str, error: BaseException) -> str | None:
+    """Why a read of `step_dir` that failed with `error` shows a corrupt checkpoint; None if it does not.
+
+    The rule of the module docstring: the directory still exists, and a required file is damaged or the
+    error comes from a damaged file.
+    """
+    if not os.path.isdir(step_dir):
+        return None  # removed meanwhile: there is nothing damaged to move aside
+    damaged = _damaged_required_file(step_dir)
+    if damaged is not None:
+        return damaged
+    link = _damaged_file_error(error)
+    return None if link is None else f"a file of it is damaged ({_describe(link)})"
+
+
+def _verify_fingerprint(step: int, state: Any, expected: str) -> None:
+    """Raises CorruptCheckpointError if the fingerprint of the restored `state` is not `expected`."""
+    actual = state_fingerprint(state)
+    if actual != expected:
+        raise CorruptCheckpointError(
+            step,
+            f"its data does not match its fingerprint (stored {expected[:12]}..., read {actual[:12]}...): "
+            "its files were changed after saving",
+        )
+
+
+_OK, _CORRUPT, _FAILED = 0, 1, 2
+
+
+def _outcomes_of_all_processes(outcome: int) -> np.ndarray:
+    """Every process's outcome (`_OK`, `_CORRUPT`, `_FAILED`) of one restore stage, by process index.
+
+    A collective call in a multi-process run; none with a single process.
+    """
+    if jax.process_count() == 1:
+        return np.asarray([outcome])
+    return np.asarray(multihost_utils.process_allgather(np.asarray([outcome], np.int32), tiled=True))
+
+
+def _from_process_0(value: int) -> int:
+    """Process 0's `value`, on every process (a collective call; none with a single process)."""
+    if jax.process_count() == 1:
+        return value
+    return int(np.asarray(multihost_utils.broadcast_one_to_all(np.asarray([value], np.int32)))[0])
+
+
+def _local_load_context() -> Any:
+    """An Orbax context whose loads involve this process alone (no barriers that wait for the others)."""
+    process = jax.process_index()
+    context = ocp.Context()
+    context.multiprocessing.primary_host = process
+    context.multiprocessing.active_processes = {process}
+    return context
 
 
 _UNFINISHED_SAVE_MARK = ".orbax-checkpoint-tmp"
@@ -353,6 +491,9 @@ class TrainingCheckpoints:
     def restore(self, step: int, abstract: Any, *, data_iterator: Any = None) -> Any:
         """Restores and verifies step `step`.
 
+        In a multi-process run every process must call it; all of them return, or all raise (see the
+        module docstring).
+
         Args:
           step: a step in `steps`.
           abstract: the state's structure, e.g. `abstract_state(initial_state)`: restored arrays get its
@@ -363,35 +504,92 @@ class TrainingCheckpoints:
           The restored state.
 
         Raises:
-          IncompatibleCheckpointError: the checkpoint was written for another state layout.
-          Exception: any read error or fingerprint mismatch (a corrupt checkpoint).
+          IncompatibleCheckpointError: the checkpoint was written for another state layout, process
+            count or data pipeline, or without a data-iterator position while `data_iterator` is given.
+          CorruptCheckpointError: its files are damaged or its values differ from its fingerprint (on
+            this or another process); the read error, if any, is its cause.
+          RuntimeError: only another process failed, for a reason other than corruption.
+          Exception: any other error of the read (e.g. a PermissionError), unchanged.
         """
-        manifest = self._checkpointer.load_checkpointables(step, {_MANIFEST: _ManifestCheckpointable()})[
-            _MANIFEST
-        ].manifest
+        manifest = self._settle(step, lambda: self._read_manifest(step, abstract))
+        state = self._settle(step, lambda: self._read_state(step, abstract, data_iterator))
+        self._settle(step, lambda: _verify_fingerprint(step, state, manifest["sha256"]))
+        return state
+
+    def _read_manifest(self, step: int, abstract: Any) -> dict[str, Any]:
+        """The step's manifest, once its layout is checked against `abstract`'s."""
+        manifest = self._load(step, {_MANIFEST: _ManifestCheckpointable()})[_MANIFEST].manifest
         _check_compatible(step, manifest["layout"], state_layout(abstract))
-        expected = manifest["sha256"]
+        return manifest
+
+    def _read_state(self, step: int, abstract: Any, data_iterator: Any) -> Any:
+        """The step's state (not yet verified); sets `data_iterator` to the saved position."""
         targets = {_STATE: abstract}
         if data_iterator is not None:
+            if not os.path.isdir(os.path.join(self._step_path(step), _DATA)):
+                raise IncompatibleCheckpointError(
+                    f"Checkpoint at step {step} holds no data-iterator position (it was saved without one)."
+                )
             targets[_DATA] = _IteratorCheckpointable(data_iterator)
-        state = self._checkpointer.load_checkpointables(step, targets)[_STATE]
-        actual = state_fingerprint(state)
-        if actual != expected:
-            raise ValueError(
-                f"checkpoint at step {step} does not match its fingerprint (stored {expected[:12]}..., "
-                f"read {actual[:12]}...): its files were changed after saving"
-            )
-        return state
+        return self._load(step, targets)[_STATE]
+
+    def _load(self, step: int, targets: dict[str, Any]) -> dict[str, Any]:
+        with _local_load_context():
+            return self._checkpointer.load_checkpointables(step, targets)
+
+    def _settle(self, step: int, stage: Callable[[], Any]) -> Any:
+        """Runs one stage of a restore, then makes every process return or raise alike.
+
+        Returns:
+          The stage's result, if it succeeded on every process.
+
+        Raises:
+          CorruptCheckpointError: some process found the checkpoint corrupt, and none failed otherwise.
+          RuntimeError: another process failed for a reason other than corruption.
+          Exception: this process's own error, if it failed for a reason other than corruption.
+        """
+        try:
+            result, error = stage(), None
+        except Exception as caught:  # noqa: BLE001 - classified, agreed on, then raised
+            result, error = None, self._classify(step, caught)
+        outcome = _OK if error is None else _CORRUPT if isinstance(error, CorruptCheckpointError) else _FAILED
+        outcomes = _outcomes_of_all_processes(outcome)
+        failed, corrupt = np.flatnonzero(outcomes == _FAILED), np.flatnonzero(outcomes == _CORRUPT)
+        if failed.size and outcome != _FAILED:
+            raise RuntimeError(
+                f"Restoring the checkpoint at step {step} failed on process(es) {failed.tolist()} for a "
+                "reason other than corruption (see their logs)."
+            ) from error
+        if not failed.size and corrupt.size and outcome != _CORRUPT:
+            raise CorruptCheckpointError(step, f"process(es) {corrupt.tolist()} found it damaged")
+        if error is not None:
+            raise error
+        return result
+
+    def _classify(self, step: int, error: Exception) -> Exception:
+        """What a failed read of `step` raises: an incompatibility or a fingerprint mismatch as itself,
+        damage as a CorruptCheckpointError caused by `error`, anything else unchanged."""
+        known = _find_cause(error, IncompatibleCheckpointError) or _find_cause(error, CorruptCheckpointError)
+        if known is not None:
+            return known
+        reason = _corruption(self._step_path(step), error)
+        if reason is None:
+            return error
+        corrupt = CorruptCheckpointError(step, reason)
+        corrupt.__cause__ = error
+        return corrupt
 
     def restore_latest(self, abstract: Any, *, data_iterator: Any = None) -> RestoredCheckpoint | None:
         """Restores the newest checkpoint that reads back intact; None if there is none.
 
-        Corrupt checkpoints newer than it are moved into `quarantine_directory`, logged as warnings and
-        listed in the result's `skipped`.
+        Corrupt checkpoints newer than it (`CorruptCheckpointError`, on any process) are moved into
+        `quarantine_directory`, logged as warnings and listed in the result's `skipped`. On any other
+        error nothing is moved, and `data_iterator` is back at the position it had on entry.
 
         Raises:
-          IncompatibleCheckpointError: a readable checkpoint does not fit `abstract` (wrong config);
-            nothing is moved in that case.
+          IncompatibleCheckpointError: a readable checkpoint does not fit `abstract` (wrong config).
+          RuntimeError: only another process failed, for a reason other than corruption.
+          Exception: any other error of a read (e.g. a PermissionError), unchanged.
         """
         skipped = []
         # A read can fail after the iterator took part of its state (a MixedIterator sets one inner
@@ -400,22 +598,12 @@ class TrainingCheckpoints:
         for step in reversed(self.steps):
             try:
                 state = self.restore(step, abstract, data_iterator=data_iterator)
-            except Exception as error:  # noqa: BLE001 - any read failure means the files are unusable
+            except Exception as error:
                 if data_iterator is not None:
                     data_iterator.set_state(initial_position)
-                incompatible = _find_cause(error, IncompatibleCheckpointError)
-                if incompatible is not None:
-                    raise incompatible from error
-                reason = _describe(error)
-                moved_to = self._quarantine(step)
-                logging.warning(
-                    "Checkpoint at step %d is corrupt or half-written (%s); moved it to %s and "
-                    "trying the previous checkpoint.",
-                    step,
-                    reason,
-                    moved_to,
-                )
-                skipped.append(SkippedCheckpoint(step, reason, moved_to))
+                if not isinstance(error, CorruptCheckpointError):
+                    raise
+                skipped.append(self._skip(step, error))
                 continue
             if skipped:
                 logging.warning(
@@ -428,21 +616,52 @@ class TrainingCheckpoints:
             logging.warning("No intact checkpoint left in %s; starting from scratch.", self.directory)
         return None
 
+    def _skip(self, step: int, error: CorruptCheckpointError) -> SkippedCheckpoint:
+        """Quarantines the corrupt step and logs it."""
+        moved_to = self._quarantine(step)
+        logging.warning(
+            "Checkpoint at step %d is corrupt or half-written (%s); moved it to %s and trying the previous "
+            "checkpoint.",
+            step,
+            error.reason,
+            moved_to,
+        )
+        return SkippedCheckpoint(step, error.reason, moved_to)
+
     def _step_path(self, step: int) -> str:
-        (path,) = [str(c.path) for c in self._checkpointer.checkpoints if c.step == step]
-        return path
+        paths = [str(c.path) for c in self._checkpointer.checkpoints if c.step == step]
+        return paths[0] if paths else os.path.join(self.directory, str(step))
+
+    def _quarantine_path(self, step: int, moved_at: int) -> str:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(moved_at))
+        return os.path.join(self.quarantine_directory, f"{step}-{stamp}")
 
     def _quarantine(self, step: int) -> str:
-        """Moves step `step`'s directory out of the checkpoint root (process 0 moves, all wait)."""
+        """Moves step `step`'s directory out of the checkpoint root: process 0 moves, all wait for it.
+
+        Returns:
+          Where it was moved (the same on every process).
+
+        Raises:
+          OSError: on process 0, if it could not move the directory.
+          RuntimeError: on the other processes, in that case.
+        """
         source = self._step_path(step)
-        target = os.path.join(self.quarantine_directory, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+        moved_at, error = -1, None
         if jax.process_index() == 0:
-            os.makedirs(self.quarantine_directory, exist_ok=True)
-            shutil.move(source, target)
-        if jax.process_count() > 1:
-            multihost_utils.sync_global_devices(f"landmarkjax_quarantine_{step}")
+            moved_at = int(time.time())
+            try:
+                os.makedirs(self.quarantine_directory, exist_ok=True)
+                shutil.move(source, self._quarantine_path(step, moved_at))
+            except OSError as caught:
+                moved_at, error = -1, caught
+        moved_at = _from_process_0(moved_at)  # also a barrier: every process waits for the move
+        if error is not None:
+            raise error
+        if moved_at < 0:
+            raise RuntimeError(f"Process 0 could not move the corrupt checkpoint at step {step} aside.")
         self._checkpointer.reload()
-        return target
+        return self._quarantine_path(step, moved_at)
 
     def wait(self) -> None:
         """Blocks until any background checkpoint work has finished."""
