@@ -46,7 +46,6 @@ Orbax 0.12.8 ships the v1 API as `orbax.checkpoint.experimental.v1` (its docs al
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 import hashlib
 import json
@@ -65,6 +64,8 @@ try:
     import orbax.checkpoint.v1 as ocp
 except ImportError:
     import orbax.checkpoint.experimental.v1 as ocp
+
+from landmarkjax.training._iterator_state import decode_state, encode_state
 
 __all__ = [
     "CorruptCheckpointError",
@@ -155,16 +156,11 @@ def _process_filename() -> str:
 
 
 def _encode_iterator_state(state: Any) -> str:
-    if isinstance(state, bytes):
-        return json.dumps({"bytes_base64": base64.b64encode(state).decode("ascii")})
-    return json.dumps({"json": state})
+    return json.dumps(encode_state(state))
 
 
 def _decode_iterator_state(text: str) -> Any:
-    record = json.loads(text)
-    if "bytes_base64" in record:
-        return base64.b64decode(record["bytes_base64"])
-    return record["json"]
+    return decode_state(json.loads(text))
 
 
 class _IteratorCheckpointable:
