@@ -41,10 +41,10 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.data = ml_collections.ConfigDict()
     # "synthetic" (faces drawn on the fly) or a dataset built by landmarkjax.data.builders.build_dataset:
-    # "face300w" (68 points), "celeba_mafl" (5 points), "synthetic_faces" (see landmarkjax/data/face_sources.py).
+    # "face300w" (68 points), "celeba_mafl" (5 points), "synthetic_faces": landmarkjax/data/face_sources.py.
     config.data.source = "synthetic"
     config.data.tfds_data_dir = config_dict.placeholder(str)  # where it was built (not for "synthetic")
-    config.data.tfds_config = config_dict.placeholder(str)  # builder config, e.g. "image_64" (synthetic_faces)
+    config.data.tfds_config = config_dict.placeholder(str)  # builder config (synthetic_faces: "image_64")
     config.data.train_split = "train"
     config.data.eval_split = config_dict.placeholder(str)  # None: "full" for face300w, "test" otherwise
     # Also evaluated, metrics prefixed "<split>/"; None: ("common", "challenging") for face300w, () otherwise.

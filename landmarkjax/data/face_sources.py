@@ -4,7 +4,7 @@
 
 | source | landmarks | train split | evaluation split | extra evaluation splits |
 | --- | --- | --- | --- | --- |
-| `synthetic` (default) | 68 (iBUG order) | `train` (`num_train`, `train_seed`) | `test` (`num_test`, `test_seed`) | none |
+| `synthetic` (default) | 68 (iBUG order) | `train` (`num_train` faces) | `test` (`num_test` faces) | none |
 | `synthetic_faces` | 68 | `train` | `test` | none |
 | `face300w` | 68 | `train` | `full` | `common`, `challenging` |
 | `celeba_mafl` | 5 (eyes, nose, mouth corners) | `train` | `test` | none |
