@@ -53,6 +53,10 @@ _LEFT_OUTER_EYE_CORNER = 36
 _RIGHT_OUTER_EYE_CORNER = 45
 _LEFT_EYE = slice(36, 42)
 _RIGHT_EYE = slice(42, 48)
+# CelebA / MAFL 5-point scheme: left eye centre, right eye centre, nose, left and right mouth corners.
+_NUM_5_POINTS = 5
+_LEFT_EYE_CENTRE_5 = 0
+_RIGHT_EYE_CENTRE_5 = 1
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -149,16 +153,19 @@ def _check_nme_normalizer(normalizer: str | ArrayLike, gt: jax.Array) -> tuple[s
             f"got {normalizer!r}"
         )
     num_points = gt.shape[-2]
-    if normalizer in ("inter_ocular", "inter_pupil") and num_points != _NUM_68_POINTS:
+    if normalizer in ("inter_ocular", "inter_pupil") and num_points not in (_NUM_68_POINTS, _NUM_5_POINTS):
         raise ValueError(
-            f"normalizer={normalizer!r} needs the 68-point 300-W layout (K = 68), got K = {num_points}; "
-            "pass normalizer='bbox' or an explicit per-sample array instead"
+            f"normalizer={normalizer!r} needs the 68-point 300-W layout (K = 68) or the 5-point CelebA "
+            f"layout (K = 5), got K = {num_points}; pass normalizer='bbox' or an explicit per-sample array "
+            "instead"
         )
     return normalizer, None
 
 
 def _named_nme_normalizer(normalizer: str, gt: jax.Array, visible: jax.Array | None) -> jax.Array:
     """Per-sample normaliser [...] in pixels, computed from the ground truth."""
+    if normalizer in ("inter_ocular", "inter_pupil") and gt.shape[-2] == _NUM_5_POINTS:
+        return _safe_norm(gt[..., _LEFT_EYE_CENTRE_5, :] - gt[..., _RIGHT_EYE_CENTRE_5, :])
     if normalizer == "inter_ocular":
         return _safe_norm(gt[..., _LEFT_OUTER_EYE_CORNER, :] - gt[..., _RIGHT_OUTER_EYE_CORNER, :])
     if normalizer == "inter_pupil":
@@ -190,8 +197,11 @@ def nme(
 
     Normalisers (all computed from `gt`):
       - 'inter_ocular': distance between the outer eye corners, points 36 and 45 (0-based, iBUG 300-W
-        68-point order). Needs K = 68. This is what SBR's and most 300-W code report.
+        68-point order). This is what SBR's and most 300-W code report.
       - 'inter_pupil': distance between the eye centres, the means of points 36-41 and of 42-47. K = 68.
+      - with K = 5 (CelebA / MAFL: left eye, right eye, nose, mouth corners) both 'inter_ocular' and
+        'inter_pupil' are the distance between the two eye centres, points 0 and 1, the inter-ocular
+        distance that MAFL results are normalised by.
       - 'bbox': sqrt(w * h) of the axis-aligned box around the ground-truth points (only the visible ones
         when `visibility` is given), as used for AFLW.
       - an array: one normaliser per sample, shape [...] (or a scalar for all samples), e.g. sqrt(w * h)

@@ -456,6 +456,7 @@ def test_jitter_gradients_finite(landmarks):
 
 _face = np.zeros((2, 68, 2), np.float32)
 _five = np.zeros((2, 5, 2), np.float32)
+_seven = np.zeros((2, 7, 2), np.float32)
 _mask = np.zeros((8, 8), bool)
 
 
@@ -466,8 +467,8 @@ _mask = np.zeros((8, 8), bool)
             lambda: nme(_face, _face, "inter_eye"),
             r"normalizer must be one of .*inter_ocular.*inter_pupil.*bbox",
         ),
-        (lambda: nme(_five, _five, "inter_ocular"), r"normalizer='inter_ocular'.*K = 68.*K = 5"),
-        (lambda: nme(_five, _five, "inter_pupil"), r"normalizer='inter_pupil'.*K = 5"),
+        (lambda: nme(_seven, _seven, "inter_ocular"), r"normalizer='inter_ocular'.*K = 68.*K = 5.*K = 7"),
+        (lambda: nme(_seven, _seven, "inter_pupil"), r"normalizer='inter_pupil'.*K = 7"),
         (lambda: nme(_face, _face[:, :67]), r"gt must have the same shape"),
         (lambda: nme(_face[..., 0], _face[..., 0]), r"pred must have shape \[\.\.\., K, 2\]"),
         (lambda: nme(np.zeros((68, 3)), np.zeros((68, 3))), r"pred must have shape \[\.\.\., K, 2\]"),
@@ -507,8 +508,8 @@ def test_bad_input_raises(call, message):
 
 
 def test_bad_input_raises_under_jit():
-    with pytest.raises(ValueError, match=r"K = 5"):
-        jax.jit(nme)(_five, _five)
+    with pytest.raises(ValueError, match=r"K = 7"):
+        jax.jit(nme)(_seven, _seven)
 
 
 def test_public_surface():
@@ -518,3 +519,28 @@ def test_public_surface():
     }
     for name in set(metrics.__all__) - {"NME_NORMALIZERS"}:
         assert "Args:" in getattr(metrics, name).__doc__
+
+
+def test_nme_of_five_celeba_points_divides_by_the_eye_centre_distance():
+    """CelebA / MAFL order: left eye, right eye, nose, left and right mouth corners."""
+    gt = np.array(
+        [[[30.0, 40.0], [70.0, 43.0], [50.0, 60.0], [35.0, 80.0], [65.0, 82.0]],
+         [[10.0, 10.0], [16.0, 18.0], [13.0, 20.0], [11.0, 25.0], [15.0, 26.0]]],
+        np.float32,
+    )  # fmt: skip
+    offsets = np.array(
+        [[[1.0, 0.0], [0.0, -2.0], [3.0, 4.0], [0.0, 0.0], [-1.0, 1.0]],
+         [[0.5, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 1.5], [0.0, 0.0]]],
+        np.float32,
+    )  # fmt: skip
+    pred = gt + offsets
+    # By hand: mean point error / |left eye - right eye|.
+    sample0 = (1.0 + 2.0 + 5.0 + 0.0 + np.sqrt(2.0)) / 5.0 / np.hypot(40.0, 3.0)
+    sample1 = (0.5 + 1.5) / 5.0 / 10.0  # eyes 6 px apart in x, 8 in y
+    for normalizer in ("inter_ocular", "inter_pupil"):
+        np.testing.assert_allclose(nme(pred, gt, normalizer), [sample0, sample1], rtol=1e-6)
+    visibility = np.array([[1, 1, 0, 1, 1], [1, 1, 1, 1, 1]])
+    np.testing.assert_allclose(
+        nme(pred, gt, "inter_ocular", visibility)[0], (1.0 + 2.0 + np.sqrt(2.0)) / 4.0 / np.hypot(40.0, 3.0),
+        rtol=1e-6,
+    )

@@ -29,6 +29,9 @@ EXPECTED_PUBLIC_API = {
         "NME_NORMALIZERS", "nme", "cumulative_error_distribution", "auc", "failure_rate", "pck", "mpjpe",
         "pa_mpjpe", "region_jaccard", "boundary_f", "jitter",
     },
+    "landmarkjax.inference": {
+        "FaceLandmarks", "crop_faces", "draw_landmarks_on_image", "load_image", "predict_landmarks",
+    },
     "landmarkjax.losses": {
         "heatmap_mse", "multi_stage_heatmap_mse", "point_distance_loss", "point_l1_loss",
         "registration_point_mask", "registration_distance", "registration_loss",

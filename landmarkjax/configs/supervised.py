@@ -9,11 +9,18 @@ Any field can be overridden on the command line, e.g. `--config.total_steps=3000
 `--config.model.stage_width=128`. The detector follows the CPM of Supervision-by-Registration (Dong et
 al., CVPR 2018): several stages, each supervised with heatmap MSE, Gaussian targets thresholded at 0.01
 and a background map; it is scaled down (narrower, stride 4 at 64 px) so that it trains on a CPU.
+
+On 300-W (68 points; NME on `full`, `common` and `challenging`), once built with `build_dataset` (README,
+"Training on 300-W"):
+
+    python train.py --config=landmarkjax/configs/supervised.py --config.data.source=face300w \
+        --config.data.tfds_data_dir=/data/tfds
 """
 
 from __future__ import annotations
 
 import ml_collections
+from ml_collections import config_dict
 
 from landmarkjax.configs.common import optimizer_config, training_config
 
@@ -33,6 +40,15 @@ def get_config() -> ml_collections.ConfigDict:
     )
 
     config.data = ml_collections.ConfigDict()
+    # "synthetic" (faces drawn on the fly) or a dataset built by landmarkjax.data.builders.build_dataset:
+    # "face300w" (68 points), "celeba_mafl" (5 points), "synthetic_faces": landmarkjax/data/face_sources.py.
+    config.data.source = "synthetic"
+    config.data.tfds_data_dir = config_dict.placeholder(str)  # where it was built (not for "synthetic")
+    config.data.tfds_config = config_dict.placeholder(str)  # builder config (synthetic_faces: "image_64")
+    config.data.train_split = "train"
+    config.data.eval_split = config_dict.placeholder(str)  # None: "full" for face300w, "test" otherwise
+    # Also evaluated, metrics prefixed "<split>/"; None: ("common", "challenging") for face300w, () otherwise.
+    config.data.extra_eval_splits = config_dict.placeholder(tuple)
     config.data.image_size = 64  # network input, pixels (a crop around the face box)
     config.data.source_size = 128  # side of the generated synthetic images (cropped to image_size)
     config.data.crop_margin = 0.25  # context around the face box, fraction of its longer side

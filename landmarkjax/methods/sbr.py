@@ -17,6 +17,10 @@ registration phase,
 `data.eval_clip_length` frames and reports NME (inter-ocular) over every frame, AUC and failure rate at
 `eval.threshold`, and the jitter (`landmarkjax.metrics.jitter`, pixels / frame^2) of the detections and,
 for reference, of the true landmarks.
+
+With a real `data.source` (`face300w`, `celeba_mafl`: `landmarkjax/data/face_sources.py`) the labelled
+images come from that dataset and evaluation is the supervised method's on its images (NME, AUC and failure
+rate per split, no jitter); the unlabelled clips stay synthetic, the only video that ships.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import ml_collections
 import numpy as np
 
 from landmarkjax import losses, metrics
+from landmarkjax.data import face_sources
 from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
 from landmarkjax.data.pipeline import make_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource
@@ -163,7 +168,8 @@ class SBRMethod(SupervisedMethod):
     def eval_step(
         self, state: TrainState, batch: Mapping[str, jax.Array], frozen: Any
     ) -> dict[str, jax.Array]:
-        del frozen
+        if "frames" not in batch:  # images of a real dataset (see eval_loader)
+            return super().eval_step(state, batch, frozen)
         predicted, _ = self.detect(state.params, batch["frames"])
         return {
             "nme": metrics.nme(predicted, batch["landmarks"], "inter_ocular", batch["visibility"]),
@@ -172,6 +178,8 @@ class SBRMethod(SupervisedMethod):
         }
 
     def summarize(self, outputs: Mapping[str, np.ndarray]) -> dict[str, float]:
+        if "jitter" not in outputs:  # images of a real dataset (see eval_loader)
+            return super().summarize(outputs)
         summary = super().summarize({"nme": np.asarray(outputs["nme"]).reshape(-1)})
         summary["jitter"] = float(np.mean(outputs["jitter"]))
         summary["gt_jitter"] = float(np.mean(outputs["gt_jitter"]))
@@ -219,8 +227,11 @@ class SBRMethod(SupervisedMethod):
             batch[CLIP_KEY] = data.next("clips")["frames"]
         return batch
 
-    def eval_loader(self, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
+    def eval_loader(self, batch_size: int, split: str | None = None) -> Iterable[dict[str, np.ndarray]]:
+        """Labelled synthetic clips; with a real `data.source`, that dataset's images (no clips: NME only)."""
         data = self.config.data
+        if face_sources.source_name(data) != face_sources.SYNTHETIC:
+            return super().eval_loader(batch_size, split)
         return make_loader(
             self._clip_source(data.num_eval_clips, data.eval_clip_length, data.test_seed),
             batch_size=batch_size,
@@ -232,7 +243,8 @@ class SBRMethod(SupervisedMethod):
         )
 
     def visualize(self, state: TrainState, batch: Mapping[str, Any], frozen: Any) -> np.ndarray:
-        del frozen
+        if "frames" not in batch:  # images of a real dataset (see eval_loader)
+            return super().visualize(state, batch, frozen)
         count = min(self.config.eval.num_visualized, len(batch["frames"]))
         frames = jnp.asarray(batch["frames"][:count, :1])
         predicted, _ = jax.jit(self.detect)(state.params, frames)

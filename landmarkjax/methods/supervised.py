@@ -21,10 +21,11 @@ import optax
 from PIL import Image, ImageDraw
 
 from landmarkjax import losses, metrics
+from landmarkjax.data import face_sources
 from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
 from landmarkjax.data.face_layout import NUM_FACE_LANDMARKS
 from landmarkjax.data.pipeline import make_loader
-from landmarkjax.data.sources import MemoizedSource, SyntheticFaceSource
+from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource, SyntheticFaceSource
 from landmarkjax.models.cpm import CPM
 from landmarkjax.ops.heatmaps import (
     heatmap_to_image_coords,
@@ -33,7 +34,7 @@ from landmarkjax.ops.heatmaps import (
     render_gaussian_heatmaps,
     soft_argmax,
 )
-from landmarkjax.training.method import Method, TrainState, apply_gradients, mean_over_axis
+from landmarkjax.training.method import EvalContext, Method, TrainState, apply_gradients, mean_over_axis
 from landmarkjax.training.optimizers import make_optimizer
 
 __all__ = [
@@ -195,7 +196,11 @@ class SupervisedMethod(Method):
 
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
-        self.model = build_detector(config)
+        # The data first: an unknown or unbuilt dataset fails here, before anything is compiled.
+        self._sources: dict[str, Any] = {}
+        for split in dict.fromkeys([config.data.train_split, *self.eval_splits().values()]):
+            self._source(split)
+        self.model = build_detector(config, face_sources.num_face_landmarks(config.data))
         self.optimizer = make_optimizer(config.optimizer, config.total_steps)
         size = config.data.image_size
         if size % self.model.stride:
@@ -205,7 +210,6 @@ class SupervisedMethod(Method):
         self.heatmap_size = size // self.model.stride
         if config.eval.locator not in LOCATORS:
             raise ValueError(f"eval.locator must be one of {LOCATORS}; got {config.eval.locator!r}.")
-        self._sources: dict[str, MemoizedSource] = {}
 
     def init_state(self, rng: jax.Array) -> TrainState:
         size = self.config.data.image_size
@@ -305,15 +309,37 @@ class SupervisedMethod(Method):
             "num_examples": int(errors.shape[0]),
         }
 
-    def _memoized(self, source: Any) -> MemoizedSource:
-        """One rendering cache per distinct source (its repr names every setting), shared by all loaders."""
+    def _memoized(self, source: Any) -> Any:
+        """One instance per distinct source (its repr names every setting), shared by all loaders; the
+        procedural ones behind a rendering cache (decoded photos of any size are not kept in memory)."""
         key = repr(source)
         if key not in self._sources:
-            self._sources[key] = MemoizedSource(source)
+            procedural = isinstance(source, (SyntheticFaceSource, SyntheticFaceClipSource))
+            self._sources[key] = MemoizedSource(source) if procedural else source
         return self._sources[key]
 
-    def _source(self, num_records: int, seed: int) -> MemoizedSource:
-        return self._memoized(SyntheticFaceSource(num_records, size=self.config.data.source_size, seed=seed))
+    def _source(self, split: str) -> Any:
+        """The face elements of `split` of `config.data.source` (see `landmarkjax.data.face_sources`)."""
+        return self._memoized(face_sources.face_source(self.config.data, split))
+
+    def eval_splits(self) -> dict[str, str]:
+        """{metric prefix: split} evaluated by `evaluate`: "" (plain metric names) for `data.eval_split`,
+        then each of `data.extra_eval_splits` under its own name (300-W: "common", "challenging")."""
+        data = self.config.data
+        splits = {"": face_sources.eval_split(data)}
+        for split in face_sources.extra_eval_splits(data):
+            splits[split] = split
+        return splits
+
+    def evaluate(self, state: TrainState, frozen: Any, context: EvalContext) -> dict[str, float]:
+        """Metrics on the main evaluation split, plus "<split>/<metric>" for every extra split of
+        `eval_splits()` (300-W: NME on `full`, then on `common` and `challenging`)."""
+        summary = {}
+        for prefix, split in self.eval_splits().items():
+            batches = context.global_batches(self.eval_loader(context.host_batch_size, split))
+            metrics_of_split = self.evaluate_batches(state, frozen, batches)
+            summary.update({f"{prefix}/{k}" if prefix else k: v for k, v in metrics_of_split.items()})
+        return summary
 
     def train_loader(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
         data = self.config.data
@@ -331,7 +357,7 @@ class SupervisedMethod(Method):
             )
         )
         loader = make_loader(
-            self._source(data.num_train, data.train_seed),
+            self._source(data.train_split),
             batch_size=batch_size,
             seed=self.config.seed,
             shuffle=True,
@@ -340,10 +366,12 @@ class SupervisedMethod(Method):
         )
         return iter(loader)
 
-    def eval_loader(self, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
+    def eval_loader(self, batch_size: int, split: str | None = None) -> Iterable[dict[str, np.ndarray]]:
+        """One pass over `split` (default: the main evaluation split, `eval_splits()[""]`), faces cropped
+        around their box as `inference.predict_landmarks` crops a user's images."""
         data = self.config.data
         return make_loader(
-            self._source(data.num_test, data.test_seed),
+            self._source(split or self.eval_splits()[""]),
             batch_size=batch_size,
             seed=self.config.seed,
             shuffle=False,

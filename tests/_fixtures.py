@@ -1,0 +1,83 @@
+"""Tiny fixtures in the official file layouts of the real datasets, shared by the test modules.
+
+`write_300w` writes the 300-W / iBUG release layout (images with .pts files beside them) and `write_celeba`
+the CelebA aligned images, annotation tables and MAFL lists. Imported as `from _fixtures import ...` (pytest
+puts the tests folder on sys.path).
+"""
+
+import os
+
+import numpy as np
+from PIL import Image
+
+FACE300W_FOLDERS = {
+    "lfpw/trainset": ".png",
+    "lfpw/testset": ".png",
+    "helen/trainset": ".jpg",
+    "helen/testset": ".jpg",
+    "afw": ".jpg",
+    "ibug": ".jpg",
+}
+
+
+def random_image(rng, height, width):
+    return rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+
+
+def pts_text(points_1based):
+    lines = "\n".join(f"{x:.3f} {y:.3f}" for x, y in points_1based)
+    return f"version: 1\nn_points:  {len(points_1based)}\n{{\n{lines}\n}}\n"
+
+
+def write_300w(root, rng, per_folder=2):
+    """A 300-W folder: images with .pts files (1-based, 3 decimals like the release). Returns
+    {relative image path: 0-based landmarks}."""
+    truth = {}
+    for folder, extension in FACE300W_FOLDERS.items():
+        os.makedirs(root / folder)
+        for i in range(per_folder):
+            name = f"image_{i:04d}"
+            image = random_image(rng, 24 + i, 32)
+            if extension == ".png":
+                Image.fromarray(image).save(root / folder / (name + extension))
+            else:  # a greyscale JPEG too, as some HELEN/LFPW images are
+                Image.fromarray(image[..., 0] if i == 1 else image).save(root / folder / (name + extension))
+            points = np.round(rng.uniform(1, 30, size=(68, 2)), 3)
+            (root / folder / (name + ".pts")).write_text(pts_text(points))
+            truth[f"{folder}/{name}{extension}"] = (points - 1).astype(np.float32)
+    return truth
+
+
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
+    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
+    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
+    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
+    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
+)
+
+
+def write_celeba(root, rng, num_images=6, anno_subfolders=False):
+    """CelebA aligned images + the two annotation tables + MAFL lists (test = the last two images)."""
+    names = [f"{i:06d}.jpg" for i in range(1, num_images + 1)]
+    image_dir = root / ("Img/img_align_celeba" if anno_subfolders else "img_align_celeba")
+    anno_dir = root / "Anno" if anno_subfolders else root
+    mafl_dir = root / "MAFL" if anno_subfolders else root
+    for directory in (image_dir, anno_dir, mafl_dir):
+        os.makedirs(directory, exist_ok=True)
+    landmarks = rng.integers(60, 160, size=(num_images, 10))
+    attributes = rng.choice([-1, 1], size=(num_images, 40))
+    for name in names:
+        Image.fromarray(random_image(rng, 218, 178)).save(image_dir / name, quality=90)
+    rows = [f"{name} " + " ".join(f"{v:4d}" for v in row) for name, row in zip(names, landmarks)]
+    header = (
+        "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y"
+    )
+    (anno_dir / "list_landmarks_align_celeba.txt").write_text(
+        f"{num_images}\n{header}\n" + "\n".join(rows) + "\n"
+    )
+    rows = [f"{name} " + " ".join(f"{v:2d}" for v in row) for name, row in zip(names, attributes)]
+    (anno_dir / "list_attr_celeba.txt").write_text(f"{num_images}\n{CELEBA_ATTRIBUTES}\n" + "\n".join(rows) + "\n")
+    (mafl_dir / "training.txt").write_text("\n".join(names[:3]) + "\n")
+    (mafl_dir / "testing.txt").write_text("\n".join(names[-2:]) + "\n")
+    return names, landmarks.reshape(-1, 5, 2).astype(np.float32), attributes
