@@ -140,6 +140,11 @@ def predict_landmarks(
     Returns:
       N `FaceLandmarks` (points [K, 2] original pixels, box, crop matrix), in the order of `images`.
     """
+    if not callable(getattr(method, "predict", None)):
+        raise ValueError(
+            f"method {method.name!r} does not predict face landmarks (it has no predict(params, images)); "
+            "inference on images supports the face-landmark methods (supervised, sbr)."
+        )
     data = method.config.data
     crops, matrices, used = crop_faces(images, boxes, data.image_size, data.crop_margin)
     predicted, _ = jax.jit(method.predict)(params, jnp.asarray(crops))

@@ -89,6 +89,27 @@ def test_train_then_eval(tmp_path):
     (relaxed,) = _run("eval.py", f"--workdir={workdir}", "--config.eval.threshold=0.5")
     assert relaxed["step"] == record["step"] and relaxed["nme"] == pytest.approx(record["nme"], rel=1e-6)
     assert "auc@0.5" in relaxed and "auc@0.08" not in relaxed
+
+    # Landmarks on a user's own photos: JSON in original pixels and an overlay per image.
+    from matplotlib import cbook
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    with cbook.get_sample_data("grace_hopper.jpg") as source:
+        photo = Image.open(source).convert("RGB")
+    photo.save(photos / "grace.jpg")
+    photo.crop((0, 0, 300, 200)).save(photos / "wide.png")
+    image_lines = _run("eval.py", f"--workdir={workdir}", f"--images={photos}/*")
+    with open(os.path.join(workdir, "inference", "predictions.json")) as file:
+        predictions = json.load(file)
+    assert predictions["step"] == record["step"] and len(predictions["faces"]) == 2
+    by_name = {os.path.basename(face["image"]): face for face in predictions["faces"]}
+    for name, (width, height) in {"grace.jpg": photo.size, "wide.png": (300, 200)}.items():
+        face = by_name[name]
+        assert np.asarray(face["points"]).shape == (68, 2)
+        assert face["box"] == [0, 0, width - 1, height - 1]  # the whole image is the face box
+        assert Image.open(face["overlay"]).size == (width, height)
+    assert image_lines[-1]["predictions"].endswith("predictions.json")
     evals = {line["step"]: line["nme"] for line in lines if line.get("split") == "eval"}
     assert record["step"] == min(evals, key=evals.get)  # the best checkpoint by NME
     assert record["nme"] == pytest.approx(evals[record["step"]], rel=1e-5)
