@@ -30,7 +30,8 @@ EXPECTED_PUBLIC_API = {
         "pa_mpjpe", "region_jaccard", "boundary_f", "jitter",
     },
     "landmarkjax.losses": {
-        "heatmap_mse", "multi_stage_heatmap_mse", "point_distance_loss", "point_l1_loss",
+        "heatmap_mse", "multi_stage_heatmap_mse", "heatmap_targets",
+        "point_distance_loss", "point_l1_loss",
         "registration_point_mask", "registration_distance", "registration_loss",
     },
     "landmarkjax.body": {

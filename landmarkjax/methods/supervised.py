@@ -25,13 +25,12 @@ from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugm
 from landmarkjax.data.face_layout import NUM_FACE_LANDMARKS
 from landmarkjax.data.pipeline import make_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceSource
+from landmarkjax.losses import heatmap_targets
 from landmarkjax.methods.base import Method, TrainState, mean_over_axis
 from landmarkjax.models.cpm import CPM
 from landmarkjax.ops.heatmaps import (
     heatmap_to_image_coords,
-    image_to_heatmap_coords,
     local_soft_argmax,
-    render_gaussian_heatmaps,
     soft_argmax,
 )
 from landmarkjax.training.optimizers import make_optimizer
@@ -40,7 +39,6 @@ __all__ = [
     "SupervisedMethod",
     "build",
     "build_detector",
-    "heatmap_targets",
     "LOCATORS",
     "locate_landmarks",
     "draw_landmarks",
@@ -67,46 +65,6 @@ def build_detector(config: ml_collections.ConfigDict, num_keypoints: int = NUM_F
         stage_head_width=model.stage_head_width,
         with_background=model.with_background,
     )
-
-
-def heatmap_targets(
-    landmarks: jnp.ndarray,
-    visibility: jnp.ndarray,
-    *,
-    height: int,
-    width: int,
-    stride: int,
-    sigma: float,
-    threshold: float,
-    with_background: bool,
-) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """SBR's heatmap targets and per-map weights.
-
-    Each landmark gets a Gaussian of standard deviation `sigma` heatmap cells (peak 1) at its position in
-    the stride-`stride` grid; values below `threshold` are set to 0; the background map is
-    1 - max over the visible landmarks' maps.
-
-    Args:
-      landmarks: `[B, K, 2]` (x, y) in image pixels.
-      visibility: `[B, K]` 1 for a labelled/visible landmark, 0 otherwise.
-      height, width: heatmap size in cells.
-      stride: image pixels per heatmap cell.
-      sigma: Gaussian standard deviation in heatmap cells.
-      threshold: values below it become 0 (SBR: 0.01).
-      with_background: append the background map.
-
-    Returns:
-      targets `[B, height, width, K (+1)]` and weights `[B, K (+1)]` (visibility, 1 for the background).
-    """
-    visibility = visibility.astype(jnp.float32)
-    points = image_to_heatmap_coords(landmarks.astype(jnp.float32), stride)
-    maps = render_gaussian_heatmaps(points, height, width, sigma)
-    maps = jnp.where(maps < threshold, 0.0, maps) * visibility[:, None, None, :]
-    if not with_background:
-        return maps, visibility
-    background = 1.0 - jnp.max(maps, axis=-1, keepdims=True)
-    weights = jnp.concatenate([visibility, jnp.ones_like(visibility[:, :1])], axis=-1)
-    return jnp.concatenate([maps, background], axis=-1), weights
 
 
 LOCATORS = ("soft_argmax", "local_soft_argmax")
