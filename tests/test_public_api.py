@@ -9,7 +9,7 @@ EXPECTED_PUBLIC_API = {
     "landmarkjax.ops": {
         # heatmaps
         "soft_argmax", "marginal_soft_argmax", "local_soft_argmax", "render_gaussian_heatmaps",
-        "heatmap_to_image_coords", "image_to_heatmap_coords",
+        "heatmap_to_image_coords", "image_to_heatmap_coords", "LOCATORS", "locate_landmarks",
         # sampling
         "bilinear_sample", "extract_patches",
         # affine warps

@@ -10,14 +10,12 @@ import numpy as np
 import pytest
 
 from landmarkjax.configs.supervised import get_config
-from landmarkjax.losses import heatmap_targets
 from landmarkjax.metrics import nme
 from landmarkjax.methods.base import available_methods, build_method
-from landmarkjax.methods.supervised import (
-    SupervisedMethod,
-    draw_landmarks,
-    locate_landmarks,
-)
+from landmarkjax.data.visualize import draw_landmarks
+from landmarkjax.losses import heatmap_targets
+from landmarkjax.methods.supervised import SupervisedMethod
+from landmarkjax.ops.heatmaps import locate_landmarks
 from landmarkjax.training.loop import CHECKPOINT_DIRNAME, evaluate_checkpoint, train_and_evaluate
 from landmarkjax.training.metric_writer import read_metrics
 

@@ -31,8 +31,10 @@ from landmarkjax import losses, metrics
 from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
 from landmarkjax.data.pipeline import make_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource
+from landmarkjax.data.visualize import draw_landmarks
 from landmarkjax.methods.base import TrainState
-from landmarkjax.methods.supervised import LOCATORS, SupervisedMethod, draw_landmarks
+from landmarkjax.methods.supervised import SupervisedMethod
+from landmarkjax.ops.heatmaps import LOCATORS
 
 __all__ = ["CLIP_KEY", "MixedIterator", "SBRMethod", "build", "clip_augmentation"]
 
