@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 from PIL import Image, ImageDraw
 
-from landmarkjax.data.face_layout import LANDMARK_REGION, NUM_FACE_LANDMARKS
+from landmarkjax.face_layout import LANDMARK_REGION, NUM_FACE_LANDMARKS
 
 __all__ = ["REGION_COLOURS", "MASK_PALETTE", "contact_sheet", "draw_landmarks", "save_contact_sheet"]
 

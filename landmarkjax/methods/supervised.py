@@ -21,10 +21,10 @@ import optax
 
 from landmarkjax import losses, metrics
 from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
-from landmarkjax.data.face_layout import NUM_FACE_LANDMARKS
 from landmarkjax.data.pipeline import make_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceSource
 from landmarkjax.data.visualize import draw_landmarks
+from landmarkjax.face_layout import NUM_FACE_LANDMARKS
 from landmarkjax.losses import heatmap_targets
 from landmarkjax.methods.base import Method, TrainState, mean_over_axis
 from landmarkjax.models.cpm import CPM

@@ -33,7 +33,6 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from landmarkjax.data.face_layout import LEFT_EYE, NUM_FACE_LANDMARKS, RIGHT_EYE
 from landmarkjax.data.synthetic import _face_shape as geometry
 from landmarkjax.data.synthetic import _textures as textures
 from landmarkjax.data.synthetic._raster import (
@@ -46,6 +45,7 @@ from landmarkjax.data.synthetic._raster import (
     to_canvas,
     unit_circle,
 )
+from landmarkjax.face_layout import LEFT_EYE, MIRROR_NEGATED_ATTRIBUTES, NUM_FACE_LANDMARKS, RIGHT_EYE
 
 __all__ = [
     "FACE_ATTRIBUTE_NAMES",
@@ -338,9 +338,7 @@ def mirror_face(
     mirrored_identity = dataclasses.replace(identity, shape=geometry.mirror_shape(identity.shape))
     mirrored_state = dataclasses.replace(
         state,
-        yaw=-state.yaw,
-        roll=-state.roll,
-        gaze_x=-state.gaze_x,
+        **{name: -getattr(state, name) for name in MIRROR_NEGATED_ATTRIBUTES},
         center=(size - 1 - state.center[0], state.center[1]),
     )
     occluder = scene.occluder
