@@ -40,8 +40,9 @@ from landmarkjax.data.augment import (
 )
 from landmarkjax.data.builders import SyntheticFacesConfig, build_dataset
 from landmarkjax.data.pipeline import make_loader
-from landmarkjax.data.sources import SyntheticFaceSource, TfdsSource
+from landmarkjax.data.sources import SyntheticFaceSource
 from landmarkjax.data.synthetic.faces import FACE_ATTRIBUTE_NAMES
+from landmarkjax.data.tfds_source import TfdsSource
 
 _300W_FOLDERS = ("lfpw/trainset", "lfpw/testset", "helen/trainset", "helen/testset", "afw", "ibug")
 

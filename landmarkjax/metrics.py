@@ -26,6 +26,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from landmarkjax.face_layout import (
+    FIVE_POINT_LEFT_EYE,
+    FIVE_POINT_RIGHT_EYE,
+    LEFT_EYE,
+    LEFT_OUTER_EYE_CORNER,
+    NUM_FACE_LANDMARKS,
+    NUM_FIVE_POINT_LANDMARKS,
+    RIGHT_EYE,
+    RIGHT_OUTER_EYE_CORNER,
+)
 from landmarkjax.ops.geometry import apply_similarity, similarity_procrustes
 
 __all__ = [
@@ -47,16 +57,10 @@ ArrayLike = Union[jax.Array, np.ndarray, float, int]
 NME_NORMALIZERS = ("inter_ocular", "inter_pupil", "bbox")
 """Names `nme` accepts for `normalizer`; an explicit array of per-sample normalisers is accepted too."""
 
-# iBUG 300-W 68-point scheme, 0-based: outer eye corners, and the six points of each eye.
-_NUM_68_POINTS = 68
-_LEFT_OUTER_EYE_CORNER = 36
-_RIGHT_OUTER_EYE_CORNER = 45
-_LEFT_EYE = slice(36, 42)
-_RIGHT_EYE = slice(42, 48)
-# CelebA / MAFL 5-point scheme: left eye centre, right eye centre, nose, left and right mouth corners.
-_NUM_5_POINTS = 5
-_LEFT_EYE_CENTRE_5 = 0
-_RIGHT_EYE_CENTRE_5 = 1
+# The six points of each eye (`landmarkjax.face_layout`) are contiguous: read them with a slice, not a
+# gather, so the pupils and their gradients are computed exactly as a slice computes them.
+_LEFT_EYE = slice(int(LEFT_EYE[0]), int(LEFT_EYE[-1]) + 1)
+_RIGHT_EYE = slice(int(RIGHT_EYE[0]), int(RIGHT_EYE[-1]) + 1)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -153,7 +157,7 @@ def _check_nme_normalizer(normalizer: str | ArrayLike, gt: jax.Array) -> tuple[s
             f"got {normalizer!r}"
         )
     num_points = gt.shape[-2]
-    if normalizer in ("inter_ocular", "inter_pupil") and num_points not in (_NUM_68_POINTS, _NUM_5_POINTS):
+    if normalizer in ("inter_ocular", "inter_pupil") and num_points not in (NUM_FACE_LANDMARKS, NUM_FIVE_POINT_LANDMARKS):
         raise ValueError(
             f"normalizer={normalizer!r} needs the 68-point 300-W layout (K = 68) or the 5-point CelebA "
             f"layout (K = 5), got K = {num_points}; pass normalizer='bbox' or an explicit per-sample array "
@@ -164,10 +168,10 @@ def _check_nme_normalizer(normalizer: str | ArrayLike, gt: jax.Array) -> tuple[s
 
 def _named_nme_normalizer(normalizer: str, gt: jax.Array, visible: jax.Array | None) -> jax.Array:
     """Per-sample normaliser [...] in pixels, computed from the ground truth."""
-    if normalizer in ("inter_ocular", "inter_pupil") and gt.shape[-2] == _NUM_5_POINTS:
-        return _safe_norm(gt[..., _LEFT_EYE_CENTRE_5, :] - gt[..., _RIGHT_EYE_CENTRE_5, :])
+    if normalizer in ("inter_ocular", "inter_pupil") and gt.shape[-2] == NUM_FIVE_POINT_LANDMARKS:
+        return _safe_norm(gt[..., FIVE_POINT_LEFT_EYE, :] - gt[..., FIVE_POINT_RIGHT_EYE, :])
     if normalizer == "inter_ocular":
-        return _safe_norm(gt[..., _LEFT_OUTER_EYE_CORNER, :] - gt[..., _RIGHT_OUTER_EYE_CORNER, :])
+        return _safe_norm(gt[..., LEFT_OUTER_EYE_CORNER, :] - gt[..., RIGHT_OUTER_EYE_CORNER, :])
     if normalizer == "inter_pupil":
         left_pupil = jnp.mean(gt[..., _LEFT_EYE, :], axis=-2)
         right_pupil = jnp.mean(gt[..., _RIGHT_EYE, :], axis=-2)

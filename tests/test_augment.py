@@ -16,14 +16,13 @@ from landmarkjax.data.augment import (
     augment_face,
     color_jitter,
     face_crop_matrix,
-    flip_permutation,
     sample_face_augmentation,
     transform_points,
     warp_image,
 )
 from landmarkjax.data.davis import DAVIS_PALETTE
-from landmarkjax.data.face_layout import FLIP_PERMUTATION_68, flip_landmarks
 from landmarkjax.data.synthetic.faces import FACE_ATTRIBUTE_NAMES, synthetic_face, synthetic_face_clip
+from landmarkjax.face_layout import FLIP_PERMUTATION_68, flip_landmarks, flip_permutation
 
 
 def _smooth_image(height, width):

@@ -13,7 +13,8 @@ from PIL import Image
 
 from landmarkjax.data.builders import SyntheticFacesConfig, SyntheticObjectsConfig, build_dataset
 from landmarkjax.data.davis import DAVIS_PALETTE
-from landmarkjax.data.sources import SyntheticFaceSource, SyntheticObjectVideoSource, TfdsSource
+from landmarkjax.data.sources import SyntheticFaceSource, SyntheticObjectVideoSource
+from landmarkjax.data.tfds_source import TfdsSource
 
 from _fixtures import CELEBA_ATTRIBUTES as _ATTRIBUTES
 from _fixtures import pts_text as _pts_text
@@ -291,7 +292,7 @@ def test_synthetic_objects_build_reproduces_the_source_exactly(tmp_path):
 
 def test_decoded_images_come_from_pillow_not_tensorflow():
     # A PNG decoded through the builders' record decoder equals Pillow's own decoding.
-    from landmarkjax.data.sources import decode_record
+    from landmarkjax.data.tfds_source import decode_record
 
     image = np.random.default_rng(9).integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
     buffer = io.BytesIO()

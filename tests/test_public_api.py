@@ -9,7 +9,7 @@ EXPECTED_PUBLIC_API = {
     "landmarkjax.ops": {
         # heatmaps
         "soft_argmax", "marginal_soft_argmax", "local_soft_argmax", "render_gaussian_heatmaps",
-        "heatmap_to_image_coords", "image_to_heatmap_coords",
+        "heatmap_to_image_coords", "image_to_heatmap_coords", "LOCATORS", "locate_landmarks",
         # sampling
         "bilinear_sample", "extract_patches",
         # affine warps
@@ -33,7 +33,8 @@ EXPECTED_PUBLIC_API = {
         "FaceLandmarks", "crop_faces", "draw_landmarks_on_image", "load_image", "predict_landmarks",
     },
     "landmarkjax.losses": {
-        "heatmap_mse", "multi_stage_heatmap_mse", "point_distance_loss", "point_l1_loss",
+        "heatmap_mse", "multi_stage_heatmap_mse", "heatmap_targets",
+        "point_distance_loss", "point_l1_loss",
         "registration_point_mask", "registration_distance", "registration_loss",
     },
     "landmarkjax.body": {

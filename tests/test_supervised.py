@@ -12,13 +12,11 @@ import pytest
 
 from landmarkjax.configs.supervised import get_config
 from landmarkjax.metrics import nme
+from landmarkjax.data.visualize import draw_landmarks
+from landmarkjax.losses import heatmap_targets
 from landmarkjax.methods import available_methods, build_method
-from landmarkjax.methods.supervised import (
-    SupervisedMethod,
-    draw_landmarks,
-    heatmap_targets,
-    locate_landmarks,
-)
+from landmarkjax.methods.supervised import SupervisedMethod
+from landmarkjax.ops.heatmaps import locate_landmarks
 from landmarkjax.runs import evaluate_run, train_and_evaluate
 from landmarkjax.training.loop import CHECKPOINT_DIRNAME
 from landmarkjax.training.method import DEFAULT_PHASE

@@ -5,8 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from landmarkjax.data import face_layout
-from landmarkjax.data.face_layout import FLIP_PERMUTATION_68, flip_landmarks
+from landmarkjax import face_layout
 from landmarkjax.data.synthetic.faces import (
     FACE_ATTRIBUTE_NAMES,
     Occluder,
@@ -18,6 +17,7 @@ from landmarkjax.data.synthetic.faces import (
     synthetic_face_clip,
     synthetic_faces,
 )
+from landmarkjax.face_layout import FLIP_PERMUTATION_68, flip_landmarks
 
 # The iBUG 300-W symmetric pairs as the 1-based point numbers of the annotation guidelines
 # (jaw 1-17, brows 18-27, nose 28-36, eyes 37-48, mouth 49-68).

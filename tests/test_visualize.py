@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from landmarkjax.data.face_layout import FACE_REGION_NAMES
 from landmarkjax.data.synthetic.faces import synthetic_faces
 from landmarkjax.data.synthetic.objects import synthetic_object_video
 from landmarkjax.data.visualize import MASK_PALETTE, REGION_COLOURS, contact_sheet, save_contact_sheet
+from landmarkjax.face_layout import FACE_REGION_NAMES
 
 
 def random_images(num, height, width, seed=0):

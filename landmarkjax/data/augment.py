@@ -21,7 +21,7 @@ import grain
 import numpy as np
 from PIL import Image
 
-from landmarkjax.data.face_layout import FLIP_PERMUTATION_68
+from landmarkjax.face_layout import MIRROR_NEGATED_ATTRIBUTES, flip_permutation
 
 __all__ = [
     "CropFace",
@@ -32,36 +32,13 @@ __all__ = [
     "augment_face",
     "color_jitter",
     "face_crop_matrix",
-    "flip_permutation",
     "sample_face_augmentation",
     "transform_points",
     "warp_image",
 ]
 
-# CelebA's 5 points: left eye, right eye, nose, left mouth corner, right mouth corner.
-_FLIP_PERMUTATION_5 = np.array([1, 0, 2, 4, 3], np.int32)
-
-# Synthetic-face attributes whose sign flips when the face is mirrored left/right.
-_MIRROR_NEGATED_ATTRIBUTES = ("yaw", "roll", "gaze_x")
-
 # ITU-R BT.601 luma weights, as Pillow's "L" conversion uses.
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def flip_permutation(num_landmarks: int) -> np.ndarray:
-    """The left/right permutation for a mirrored face: point i of the mirror image is point perm[i].
-
-    Args:
-      num_landmarks: 68 (iBUG 300-W layout) or 5 (CelebA: eyes, nose, mouth corners).
-
-    Returns:
-      int32 [num_landmarks].
-    """
-    if num_landmarks == 68:
-        return np.asarray(FLIP_PERMUTATION_68, np.int32)
-    if num_landmarks == 5:
-        return _FLIP_PERMUTATION_5
-    raise ValueError(f"num_landmarks: expected 68 or 5 for a known flip permutation, got {num_landmarks}.")
 
 
 def face_crop_matrix(
@@ -322,7 +299,7 @@ def _adjust_attributes(
     if "roll" in names:
         attributes[..., names.index("roll")] += params.rotation
     if params.flip:
-        for name in _MIRROR_NEGATED_ATTRIBUTES:
+        for name in MIRROR_NEGATED_ATTRIBUTES:
             if name in names:
                 attributes[..., names.index(name)] *= -1.0
     return attributes

@@ -30,7 +30,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from landmarkjax.data.sources import SyntheticFaceSource, TfdsSource
+from landmarkjax.data.sources import SyntheticFaceSource
+from landmarkjax.data.tfds_source import TfdsSource
 
 __all__ = [
     "FACE_DATASETS",

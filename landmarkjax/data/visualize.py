@@ -1,4 +1,8 @@
-"""Contact sheets: a grid of images with their landmarks drawn as dots and masks as colour overlays."""
+"""Contact sheets: a grid of images with their landmarks drawn as dots and masks as colour overlays.
+
+`contact_sheet` colours each landmark by face region; `draw_landmarks` compares predicted (red) with true
+(green) landmarks, as the methods' `visualize` draws them.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ import tempfile
 import numpy as np
 from PIL import Image, ImageDraw
 
-from landmarkjax.data.face_layout import LANDMARK_REGION, NUM_FACE_LANDMARKS
+from landmarkjax.face_layout import LANDMARK_REGION, NUM_FACE_LANDMARKS
 
-__all__ = ["REGION_COLOURS", "MASK_PALETTE", "contact_sheet", "save_contact_sheet"]
+__all__ = ["REGION_COLOURS", "MASK_PALETTE", "contact_sheet", "draw_landmarks", "save_contact_sheet"]
 
 # One colour per face region (face_layout.FACE_REGION_NAMES order), used when there are 68 landmarks.
 REGION_COLOURS = np.array(
@@ -49,6 +53,9 @@ MASK_PALETTE = np.array(
 
 _SHEET_BACKGROUND = (32, 32, 32)
 _TARGET_TILE_SIZE = 128
+_PREDICTED_COLOUR = np.array([255, 40, 40], np.uint8)
+_TARGET_COLOUR = np.array([40, 220, 40], np.uint8)
+_COMPARISON_DOT_RADIUS = 1.5
 
 
 def _as_uint8_images(images: np.ndarray) -> np.ndarray:
@@ -162,25 +169,73 @@ def contact_sheet(
         if scale > 1:
             tile = tile.resize((tile_w, tile_h), Image.NEAREST)
         if landmarks is not None:
-            _draw_points(tile, landmarks[index], visibility[index], colours, scale, radius)
+            # The pixel-centre convention survives nearest upscaling: pixel x is centred on (x + 0.5) s - 0.5.
+            _draw_dots(tile, (landmarks[index] + 0.5) * scale - 0.5, visibility[index], colours, radius)
         row, col = divmod(index, cols)
         sheet.paste(tile, (padding + col * (tile_w + padding), padding + row * (tile_h + padding)))
     return np.asarray(sheet)
 
 
-def _draw_points(
-    tile: Image.Image, points: np.ndarray, visible: np.ndarray, colours: np.ndarray, scale: int, radius: float
+def _draw_dots(
+    tile: Image.Image, centres: np.ndarray, filled: np.ndarray, colours: np.ndarray, radius: float
 ) -> None:
+    """Dots of `radius` at `centres` [K, 2] (x, y) in the tile's pixels; filled [K] bool (else rings),
+    colours [K, 3] uint8. Non-finite centres are skipped."""
     draw = ImageDraw.Draw(tile)
-    centres = (points + 0.5) * scale - 0.5  # pixel-centre convention survives nearest upscaling
-    for (x, y), seen, colour in zip(centres, visible, colours):
+    for (x, y), fill, colour in zip(centres, filled, colours):
         if not np.isfinite(x) or not np.isfinite(y):
             continue
         box = [x - radius, y - radius, x + radius, y + radius]
-        if seen:
+        if fill:
             draw.ellipse(box, fill=tuple(int(c) for c in colour))
         else:
             draw.ellipse(box, outline=tuple(int(c) for c in colour))
+
+
+def draw_landmarks(
+    images: np.ndarray,
+    predicted: np.ndarray,
+    target: np.ndarray | None = None,
+    *,
+    ncols: int = 8,
+    scale: int = 3,
+) -> np.ndarray:
+    """A grid of images with predicted landmarks in red and, if given, the true ones in green.
+
+    Tiles touch (no padding); true points are drawn first, so that a predicted point lies on top. Empty
+    cells of the last row stay black.
+
+    Args:
+      images: `[N, H, W, 3]` float in [0, 1] (values outside are clipped) or uint8.
+      predicted: `[N, K, 2]` (x, y) pixels, pixel centres at integers.
+      target: optional `[N, K, 2]` (x, y) pixels.
+      ncols: images per row (at most N).
+      scale: integer upscaling of each image (nearest neighbour), so the points are visible.
+
+    Returns:
+      uint8 `[rows * H * scale, ncols * W * scale, 3]`, rows = ceil(N / ncols).
+    """
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        images = np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)
+    num, height, width = images.shape[:3]
+    ncols = max(1, min(ncols, num))
+    rows = -(-num // ncols)
+    sheet = Image.new("RGB", (ncols * width * scale, rows * height * scale))
+    point_sets = [(predicted, _PREDICTED_COLOUR)]
+    if target is not None:
+        point_sets.insert(0, (target, _TARGET_COLOUR))
+    for index in range(num):
+        tile = Image.fromarray(images[index]).resize((width * scale, height * scale), Image.NEAREST)
+        for points, colour in point_sets:
+            points = np.asarray(points[index], np.float64)
+            # Centred on (x + 0.5) * scale (not contact_sheet's (x + 0.5) * scale - 0.5): the 4-pixel dots
+            # sit half a pixel off either way, and this keeps the pictures the methods have always drawn.
+            filled = np.ones(len(points), bool)
+            colours = np.broadcast_to(colour, (len(points), 3))
+            _draw_dots(tile, (points + 0.5) * scale, filled, colours, _COMPARISON_DOT_RADIUS)
+        sheet.paste(tile, ((index % ncols) * width * scale, (index // ncols) * height * scale))
+    return np.asarray(sheet)
 
 
 def save_contact_sheet(

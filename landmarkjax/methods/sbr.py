@@ -37,7 +37,9 @@ from landmarkjax.data import face_sources
 from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
 from landmarkjax.data.pipeline import make_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource
-from landmarkjax.methods.supervised import LOCATORS, SupervisedMethod, draw_landmarks
+from landmarkjax.data.visualize import draw_landmarks
+from landmarkjax.methods.supervised import SupervisedMethod
+from landmarkjax.ops.heatmaps import LOCATORS
 from landmarkjax.training.method import Phase, TrainState
 from landmarkjax.training.streams import Streams
 

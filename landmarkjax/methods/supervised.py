@@ -18,22 +18,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from PIL import Image, ImageDraw
 
 from landmarkjax import losses, metrics
 from landmarkjax.data import face_sources
 from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
-from landmarkjax.data.face_layout import NUM_FACE_LANDMARKS
 from landmarkjax.data.pipeline import make_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource, SyntheticFaceSource
+from landmarkjax.data.visualize import draw_landmarks
+from landmarkjax.face_layout import NUM_FACE_LANDMARKS
+from landmarkjax.losses import heatmap_targets
 from landmarkjax.models.cpm import CPM
-from landmarkjax.ops.heatmaps import (
-    heatmap_to_image_coords,
-    image_to_heatmap_coords,
-    local_soft_argmax,
-    render_gaussian_heatmaps,
-    soft_argmax,
-)
+from landmarkjax.ops.heatmaps import LOCATORS, locate_landmarks
 from landmarkjax.training.method import EvalContext, Method, TrainState, apply_gradients, mean_over_axis
 from landmarkjax.training.optimizers import make_optimizer
 
@@ -41,10 +36,6 @@ __all__ = [
     "SupervisedMethod",
     "build",
     "build_detector",
-    "heatmap_targets",
-    "LOCATORS",
-    "locate_landmarks",
-    "draw_landmarks",
 ]
 
 
@@ -68,125 +59,6 @@ def build_detector(config: ml_collections.ConfigDict, num_keypoints: int = NUM_F
         stage_head_width=model.stage_head_width,
         with_background=model.with_background,
     )
-
-
-def heatmap_targets(
-    landmarks: jnp.ndarray,
-    visibility: jnp.ndarray,
-    *,
-    height: int,
-    width: int,
-    stride: int,
-    sigma: float,
-    threshold: float,
-    with_background: bool,
-) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """SBR's heatmap targets and per-map weights.
-
-    Each landmark gets a Gaussian of standard deviation `sigma` heatmap cells (peak 1) at its position in
-    the stride-`stride` grid; values below `threshold` are set to 0; the background map is
-    1 - max over the visible landmarks' maps.
-
-    Args:
-      landmarks: `[B, K, 2]` (x, y) in image pixels.
-      visibility: `[B, K]` 1 for a labelled/visible landmark, 0 otherwise.
-      height, width: heatmap size in cells.
-      stride: image pixels per heatmap cell.
-      sigma: Gaussian standard deviation in heatmap cells.
-      threshold: values below it become 0 (SBR: 0.01).
-      with_background: append the background map.
-
-    Returns:
-      targets `[B, height, width, K (+1)]` and weights `[B, K (+1)]` (visibility, 1 for the background).
-    """
-    visibility = visibility.astype(jnp.float32)
-    points = image_to_heatmap_coords(landmarks.astype(jnp.float32), stride)
-    maps = render_gaussian_heatmaps(points, height, width, sigma)
-    maps = jnp.where(maps < threshold, 0.0, maps) * visibility[:, None, None, :]
-    if not with_background:
-        return maps, visibility
-    background = 1.0 - jnp.max(maps, axis=-1, keepdims=True)
-    weights = jnp.concatenate([visibility, jnp.ones_like(visibility[:, :1])], axis=-1)
-    return jnp.concatenate([maps, background], axis=-1), weights
-
-
-LOCATORS = ("soft_argmax", "local_soft_argmax")
-
-
-def locate_landmarks(
-    heatmaps: jnp.ndarray,
-    num_keypoints: int,
-    stride: int,
-    *,
-    locator: str = "soft_argmax",
-    temperature: float = 0.05,
-    radius: int = 2,
-) -> jnp.ndarray:
-    """Landmarks from a stage's heatmaps, in image pixels.
-
-    Args:
-      heatmaps: `[B, h, w, K (+1)]` (a trailing background map is ignored).
-      num_keypoints: K.
-      stride: image pixels per heatmap cell.
-      locator: "soft_argmax" (softmax over the whole map at `temperature`: what the coordinate loss
-        trains) or "local_soft_argmax" (SBR's peak finder: argmax, then the value-weighted centroid in a
-        window of half-size `radius` cells).
-      temperature: softmax temperature of "soft_argmax".
-      radius: window half-size of "local_soft_argmax", in heatmap cells.
-
-    Returns:
-      `[B, K, 2]` (x, y) in image pixels.
-    """
-    maps = heatmaps[..., :num_keypoints]
-    if locator == "soft_argmax":
-        cells = soft_argmax(maps, temperature=temperature)
-    elif locator == "local_soft_argmax":
-        cells = local_soft_argmax(maps, radius=radius)
-    else:
-        raise ValueError(f"locator must be one of {LOCATORS}; got {locator!r}.")
-    return heatmap_to_image_coords(cells, stride)
-
-
-def draw_landmarks(
-    images: np.ndarray,
-    predicted: np.ndarray,
-    target: np.ndarray | None = None,
-    *,
-    ncols: int = 8,
-    scale: int = 3,
-) -> np.ndarray:
-    """A grid of images with predicted landmarks in red and, if given, the true ones in green.
-
-    Args:
-      images: `[N, H, W, 3]` float in [0, 1] or uint8.
-      predicted: `[N, K, 2]` (x, y) pixels.
-      target: optional `[N, K, 2]` (x, y) pixels.
-      ncols: images per row.
-      scale: integer upscaling of each image, so the points are visible.
-
-    Returns:
-      uint8 `[rows * H * scale, ncols * W * scale, 3]`.
-    """
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        images = np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)
-    num, height, width = images.shape[:3]
-    ncols = max(1, min(ncols, num))
-    rows = -(-num // ncols)
-    sheet = Image.new("RGB", (ncols * width * scale, rows * height * scale))
-    for index in range(num):
-        tile = Image.fromarray(images[index]).resize((width * scale, height * scale), Image.NEAREST)
-        draw = ImageDraw.Draw(tile)
-        sets = [(predicted[index], (255, 40, 40))]
-        if target is not None:
-            sets.insert(0, (target[index], (40, 220, 40)))
-        for points, colour in sets:
-            for x, y in np.asarray(points, np.float64):
-                # Pixel centres are at integers; the upscaled centre of pixel x is (x + 0.5) * scale.
-                cx, cy = (x + 0.5) * scale, (y + 0.5) * scale
-                draw.ellipse([cx - 1.5, cy - 1.5, cx + 1.5, cy + 1.5], fill=colour)
-        sheet.paste(tile, ((index % ncols) * width * scale, (index // ncols) * height * scale))
-    return np.asarray(sheet)
 
 
 class SupervisedMethod(Method):

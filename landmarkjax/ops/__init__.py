@@ -14,6 +14,8 @@ from landmarkjax.ops.heatmaps import (
     render_gaussian_heatmaps,
     heatmap_to_image_coords,
     image_to_heatmap_coords,
+    LOCATORS,
+    locate_landmarks,
 )
 from landmarkjax.ops.sampling import (
     bilinear_sample,
@@ -70,6 +72,8 @@ __all__ = [
     "render_gaussian_heatmaps",
     "heatmap_to_image_coords",
     "image_to_heatmap_coords",
+    "LOCATORS",
+    "locate_landmarks",
     "bilinear_sample",
     "extract_patches",
     "affine_matrix",

@@ -1,4 +1,4 @@
-"""Heatmaps: soft-argmax variants, Gaussian rendering, and heatmap <-> image coordinates.
+"""Heatmaps: soft-argmax variants, Gaussian rendering, heatmap <-> image coordinates, landmark read-out.
 
 Heatmaps are `[..., H, W, K]` (one map per landmark in the last axis). Points are `[..., K, 2]` as (x, y)
 in pixels of the grid they refer to, pixel centres at integer coordinates: cell (row i, column j) has its
@@ -20,6 +20,8 @@ __all__ = [
     "render_gaussian_heatmaps",
     "heatmap_to_image_coords",
     "image_to_heatmap_coords",
+    "LOCATORS",
+    "locate_landmarks",
 ]
 
 # SBR replaces window values at or below its threshold by numpy's float64 epsilon (F.threshold(.., eps)),
@@ -239,3 +241,42 @@ def image_to_heatmap_coords(points: jnp.ndarray, stride: float) -> jnp.ndarray:
     points = _check_points(points)
     _check_positive(stride, "stride")
     return (points - (stride - 1) / 2) / stride
+
+
+LOCATORS = ("soft_argmax", "local_soft_argmax")
+"""Names `locate_landmarks` accepts for `locator`."""
+
+
+def locate_landmarks(
+    heatmaps: jnp.ndarray,
+    num_keypoints: int,
+    stride: int,
+    *,
+    locator: str = "soft_argmax",
+    temperature: float = 0.05,
+    radius: int = 2,
+) -> jnp.ndarray:
+    """Landmarks from a detector's heatmaps (e.g. a CPM stage's), in image pixels.
+
+    Args:
+      heatmaps: `[..., h, w, K (+1)]` in cells of a stride-`stride` map (a trailing background map, or any
+        map after the first `num_keypoints`, is ignored).
+      num_keypoints: K.
+      stride: image pixels per heatmap cell.
+      locator: "soft_argmax" (softmax over the whole map at `temperature`: what a coordinate loss on
+        `soft_argmax` trains) or "local_soft_argmax" (SBR's peak finder: argmax, then the value-weighted
+        centroid in a window of half-size `radius` cells).
+      temperature: softmax temperature of "soft_argmax".
+      radius: window half-size of "local_soft_argmax", in heatmap cells.
+
+    Returns:
+      `[..., K, 2]` (x, y) in image pixels, pixel centres at integers.
+    """
+    maps = heatmaps[..., :num_keypoints]
+    if locator == "soft_argmax":
+        cells = soft_argmax(maps, temperature=temperature)
+    elif locator == "local_soft_argmax":
+        cells = local_soft_argmax(maps, radius=radius)
+    else:
+        raise ValueError(f"locator must be one of {LOCATORS}; got {locator!r}.")
+    return heatmap_to_image_coords(cells, stride)

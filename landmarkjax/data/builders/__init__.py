@@ -2,7 +2,7 @@
 
 Importing this package registers the builders with TFDS, so `tfds.builder('face300w', ...)` and
 `tfds.data_source(...)` find them. Build with `build_dataset(name, data_dir=..., manual_dir=...)` and read
-with `landmarkjax.data.sources.TfdsSource`.
+with `landmarkjax.data.tfds_source.TfdsSource`.
 """
 
 from landmarkjax.data.builders.build import build_dataset

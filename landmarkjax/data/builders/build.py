@@ -31,7 +31,7 @@ def build_dataset(
 
     Returns:
       the prepared builder: `builder.as_data_source(split)` reads it, or use
-      `landmarkjax.data.sources.TfdsSource(name, split=..., data_dir=..., config=...)`.
+      `landmarkjax.data.tfds_source.TfdsSource(name, split=..., data_dir=..., config=...)`.
 
     Raises:
       FileNotFoundError: naming the file or folder that was expected, when manual_dir is incomplete.

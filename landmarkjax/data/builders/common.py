@@ -2,7 +2,8 @@
 
 The builders never import TensorFlow. Images are stored either as uint8 tensors (synthetic data, where speed
 matters and there is no original file) or as the original encoded file bytes (real data: nothing is
-re-encoded, so reading back is exact), and are decoded with Pillow by `landmarkjax.data.sources.TfdsSource`.
+re-encoded, so reading back is exact), and are decoded with Pillow by
+`landmarkjax.data.tfds_source.TfdsSource`.
 TFDS writes a dataset into a temporary `incomplete.*` folder and renames it only once every split is
 written, so a failed build leaves no dataset version folder behind.
 """

@@ -4,7 +4,7 @@ Splits `train` (60 sequences) and `val` (30 sequences), from `ImageSets/2017/{tr
 per sequence: `sequence` (its name), `frame_names` [T] (file stems, e.g. '00000'), `frames` [T] (the JPEG
 files' bytes, unchanged), `masks` [T] (the palette PNG annotations' bytes, unchanged; pixel value = object
 id, 0 = background) and `num_objects` (the largest object id in the sequence).
-`landmarkjax.data.sources.TfdsSource` decodes them to frames uint8 [T, H, W, 3] and masks uint8 [T, H, W].
+`landmarkjax.data.tfds_source.TfdsSource` decodes them to frames uint8 [T, H, W, 3] and masks uint8 [T, H, W].
 """
 
 from __future__ import annotations

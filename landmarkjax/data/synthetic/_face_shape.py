@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from landmarkjax.data.face_layout import FLIP_PERMUTATION_68, LEFT_EYE, NUM_FACE_LANDMARKS, RIGHT_EYE
+from landmarkjax.face_layout import FLIP_PERMUTATION_68, LEFT_EYE, NUM_FACE_LANDMARKS, RIGHT_EYE
 
 # Point the head rotates about (roughly the centre of the skull).
 HEAD_PIVOT = np.array([0.0, 0.45, -0.9])

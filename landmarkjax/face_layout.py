@@ -1,6 +1,15 @@
-"""The 68-point face layout of iBUG 300-W: index groups, region names and the mirror permutation.
+"""Face-layout facts, in one place: the 68-point iBUG 300-W and 5-point CelebA layouts, and mirroring.
 
-Indices are 0-based. "Left" and "right" are the image's left and right for a frontal face (the iBUG
+What lives here: index groups and region names of the 68 points, the eye indices of both layouts (the
+inter-ocular normaliser of `landmarkjax.metrics.nme`), the left/right permutation of each layout for a
+horizontally mirrored face, and which face attributes change sign under that mirror.
+
+Why at the top of the package (and not in `landmarkjax.data`): `landmarkjax.metrics` is part of the
+functional API that other projects import, below the data layer, and must not depend on it (the data
+package's modules pull in Grain, Pillow and TFDS). This module depends only on numpy, so every layer
+(metrics, data, methods) can import it; `tests/test_layers.py` keeps it that way.
+
+68-point layout (iBUG 300-W). Indices are 0-based. "Left" and "right" are the image's left and right for a frontal face (the iBUG
 meaning): points 36-41 are the eye that appears on the image's left (the subject's right eye), 36 its
 outer corner; 45 is the outer corner of the other eye.
 
@@ -10,6 +19,9 @@ outer corner; 45 is the outer corner of the other eye.
     left eye 36-41, right eye 42-47 (each clockwise in the image from its left corner)
     outer lips 48-59 (48 the image-left corner, 51 top centre, 54 right corner, 57 bottom centre)
     inner lips 60-67 (60 left corner, 62 top centre, 64 right corner, 66 bottom centre)
+
+5-point layout (CelebA / MAFL): 0 left eye centre, 1 right eye centre, 2 nose tip, 3 left mouth corner,
+4 right mouth corner (left and right as in the image, as for the 68 points).
 """
 
 from __future__ import annotations
@@ -35,6 +47,12 @@ __all__ = [
     "LEFT_OUTER_EYE_CORNER",
     "RIGHT_OUTER_EYE_CORNER",
     "FLIP_PERMUTATION_68",
+    "NUM_FIVE_POINT_LANDMARKS",
+    "FIVE_POINT_LEFT_EYE",
+    "FIVE_POINT_RIGHT_EYE",
+    "FLIP_PERMUTATION_5",
+    "MIRROR_NEGATED_ATTRIBUTES",
+    "flip_permutation",
     "flip_landmarks",
 ]
 
@@ -92,6 +110,34 @@ def _flip_permutation() -> np.ndarray:
 # Point i of a horizontally mirrored face is point FLIP_PERMUTATION_68[i] of the original face.
 FLIP_PERMUTATION_68 = _flip_permutation()
 FLIP_PERMUTATION_68.setflags(write=False)
+
+NUM_FIVE_POINT_LANDMARKS = 5
+FIVE_POINT_LEFT_EYE = 0
+FIVE_POINT_RIGHT_EYE = 1
+
+# The same for the 5-point layout: the eyes swap, the nose stays, the mouth corners swap.
+FLIP_PERMUTATION_5 = np.array([1, 0, 2, 4, 3], np.int32)
+FLIP_PERMUTATION_5.setflags(write=False)
+
+# Face attributes (names as in `landmarkjax.data.synthetic.FACE_ATTRIBUTE_NAMES`) whose sign flips when
+# the face is mirrored left/right: head yaw and roll, and the horizontal gaze. The others are unchanged.
+MIRROR_NEGATED_ATTRIBUTES: tuple[str, ...] = ("yaw", "roll", "gaze_x")
+
+
+def flip_permutation(num_landmarks: int) -> np.ndarray:
+    """The left/right permutation for a mirrored face: point i of the mirror image is point perm[i].
+
+    Args:
+      num_landmarks: 68 (iBUG 300-W layout) or 5 (CelebA: eyes, nose, mouth corners).
+
+    Returns:
+      int32 [num_landmarks].
+    """
+    if num_landmarks == NUM_FACE_LANDMARKS:
+        return np.asarray(FLIP_PERMUTATION_68, np.int32)
+    if num_landmarks == NUM_FIVE_POINT_LANDMARKS:
+        return FLIP_PERMUTATION_5
+    raise ValueError(f"num_landmarks: expected 68 or 5 for a known flip permutation, got {num_landmarks}.")
 
 
 def flip_landmarks(landmarks: np.ndarray, width: int) -> np.ndarray:

@@ -1,0 +1,29 @@
+"""Losses as pure functions of arrays, one module per family.
+
+Every function here is a plain `jnp` function: no Flax, no global configuration, safe under `jax.jit`,
+`jax.vmap` and `jax.grad` (gradients stay finite, including at zero error). Points are `(x, y)` in pixels;
+heatmaps are `[..., H, W, K]`. Optional `weights` (for example landmark visibility) take a weighted mean
+over the weighted items; a batch whose weights are all zero gives a loss of 0, not NaN.
+
+Families:
+  * `heatmap`: heatmap MSE (per stage of a multi-stage detector) and SBR's Gaussian heatmap targets;
+  * `points`: distances between corresponding points;
+  * `registration`: Supervision-by-Registration (Lucas-Kanade tracks between neighbouring frames).
+Planned families, each its own module when its method lands: equivariance (ELT), perceptual (VGG
+features), reconstruction, adversarial (factorised pose/shape priors) and body (SMPL 2D/3D losses).
+"""
+
+from landmarkjax.losses.heatmap import heatmap_mse, heatmap_targets, multi_stage_heatmap_mse
+from landmarkjax.losses.points import point_distance_loss, point_l1_loss
+from landmarkjax.losses.registration import registration_distance, registration_loss, registration_point_mask
+
+__all__ = [
+    "heatmap_mse",
+    "heatmap_targets",
+    "multi_stage_heatmap_mse",
+    "point_distance_loss",
+    "point_l1_loss",
+    "registration_distance",
+    "registration_loss",
+    "registration_point_mask",
+]
