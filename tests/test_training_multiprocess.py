@@ -15,6 +15,7 @@ import textwrap
 
 import numpy as np
 import portpicker
+import pytest
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -64,6 +65,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_train_together_and_checkpoint(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
