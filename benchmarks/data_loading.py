@@ -25,10 +25,12 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 
 import numpy as np
+from absl import flags
 from PIL import Image
 
 from landmarkjax.data.augment import (
@@ -116,6 +118,9 @@ def main() -> None:
         "--photos", type=int, default=192, help="JPEG photos in the built 300-W-format dataset"
     )
     args = parser.parse_args()
+    if any(args.workers):
+        # Grain <= 0.2.18 reads an absl flag when it starts workers; this program parses none, so use defaults.
+        flags.FLAGS(sys.argv[:1])
     machine = {
         "machine": platform.processor() or platform.machine(),
         "python": platform.python_version(),

@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+from absl import flags
 
 from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
 from landmarkjax.data.pipeline import make_loader, to_model_inputs
@@ -215,8 +216,33 @@ def test_stack_batch_handles_empty_arrays_and_text():
     assert batch["empty"].shape == (3, 0) and list(batch["name"]) == ["x0", "x1", "x2"]
 
 
+@pytest.fixture
+def parsed_absl_flags():
+    """Parsed absl flags (defaults) for this test only, as a program run under absl.app has them."""
+    was_parsed = flags.FLAGS.is_parsed()
+    if not was_parsed:
+        flags.FLAGS(["test"])
+    yield
+    if not was_parsed:
+        flags.FLAGS.unparse_flags()
+
+
+def test_make_loader_leaves_absl_flags_unparsed():
+    import landmarkjax.data.pipeline as pipeline
+
+    if flags.FLAGS.is_parsed():
+        pytest.skip("another test in this process parsed the absl flags")
+    next(iter(make_loader(IndexSource(4), batch_size=2, seed=0)))
+    if pipeline._grain_needs_parsed_flags():
+        with pytest.raises(RuntimeError, match="absl flags are not parsed"):
+            make_loader(IndexSource(4), batch_size=2, seed=0, worker_count=2)
+    else:
+        make_loader(IndexSource(4), batch_size=2, seed=0, worker_count=2)
+    assert not flags.FLAGS.is_parsed()
+
+
 @pytest.mark.slow
-def test_worker_processes_are_deterministic_and_augment_each_record_as_the_main_process():
+def test_worker_processes_are_deterministic_and_augment_each_record_as_the_main_process(parsed_absl_flags):
     source = FaceWithoutAttributesSource(8, size=32)
     augment = RandomFaceAugment(FaceAugmentConfig(output_size=24))
 

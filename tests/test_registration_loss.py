@@ -122,7 +122,7 @@ def test_low_confidence_and_large_displacement_drop_points():
     np.testing.assert_array_equal(info["mask"], [[False, True, False]])
 
 
-@pytest.mark.parametrize("through_lk", [True, False])
+@pytest.mark.parametrize("through_lk", [pytest.param(True, marks=pytest.mark.slow), False])
 def test_gradient_reaches_neighbour_detections_only_through_lk(through_lk):
     frames = static_clip(1)
     points = np.array([[[15.0, 16.0], [22.0, 20.0], [18.0, 25.0]]], np.float32)

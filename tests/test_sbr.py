@@ -98,6 +98,7 @@ def test_clip_batch_size_sets_the_number_of_clips_per_batch():
         SBRMethod(config).train_loader(8)
 
 
+@pytest.mark.slow
 def test_registration_term_is_positive_on_moving_clips_and_reaches_the_parameters():
     config = tiny_config()
     # An untrained detector is neither confident nor close to the tracks: accept every track here.
@@ -119,6 +120,7 @@ def test_registration_term_is_positive_on_moving_clips_and_reaches_the_parameter
 
 
 
+@pytest.mark.slow
 def test_tracking_scale_tracks_on_the_large_frames_and_reports_small_pixels():
     # Clips upsampled 2x by pixel repetition: the detector sees exactly the small frames (2x2 means), and
     # LK on the large frames (window doubled) must give about the loss of LK on the small frames.

@@ -200,6 +200,7 @@ def test_detector_learns_on_synthetic_faces(tmp_path):
     assert result["nme"] < 0.1
 
 
+@pytest.mark.slow
 def test_train_step_metrics_and_state():
     config = tiny_config()
     method = SupervisedMethod(config)

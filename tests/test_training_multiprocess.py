@@ -12,6 +12,7 @@ import os
 import textwrap
 
 import numpy as np
+import pytest
 from _multiprocess import run_processes
 
 WORKER = textwrap.dedent(
@@ -53,6 +54,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_train_together_and_checkpoint(tmp_path):
     workdir = tmp_path / "run"
     results = run_processes(tmp_path / "worker.py", WORKER, [str(workdir), str(tmp_path)], timeout=300)

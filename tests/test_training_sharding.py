@@ -94,6 +94,7 @@ def test_sharded_step_equals_single_device_step(method_and_state):
     assert max(jax.tree.leaves(moved)) > 1e-4
 
 
+@pytest.mark.slow
 def test_same_step_function_runs_under_pmap(method_and_state):
     method, state = method_and_state
     batch = fake_batch(16, 8, seed=3)

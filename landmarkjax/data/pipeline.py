@@ -110,6 +110,38 @@ def _as_operations(augment: Any) -> list[Any]:
     return operations
 
 
+# Read by Grain (0.2.18 and earlier) when it starts worker processes, through absl without a fallback to the
+# default while absl flags are unparsed (google/grain#1355, fixed after 0.2.18).
+_GRAIN_WORKER_FLAG = "grain_enable_multiprocess_worker_profiling"
+_LAST_GRAIN_NEEDING_PARSED_FLAGS = (0, 2, 18)
+
+
+def _grain_needs_parsed_flags() -> bool:
+    try:
+        version = tuple(int(part) for part in grain.__version__.split(".")[:3])
+    except (AttributeError, ValueError):  # a development build: assume it still needs them
+        return True
+    return version <= _LAST_GRAIN_NEEDING_PARSED_FLAGS
+
+
+def _check_grain_can_start_workers() -> None:
+    """Raises, before any worker starts, where Grain would fail reading its absl flag from a worker thread.
+
+    The library does not parse or mark absl flags itself: that is global state belonging to the program.
+    """
+    if not _grain_needs_parsed_flags():
+        return
+    try:
+        getattr(flags.FLAGS, _GRAIN_WORKER_FLAG, None)  # None where this Grain defines no such flag
+    except flags.UnparsedFlagAccessError:
+        raise RuntimeError(
+            "worker_count > 0: this Grain version reads the absl flag "
+            f"--{_GRAIN_WORKER_FLAG} when it starts worker processes, and absl flags are not parsed "
+            "in this program. Run it under absl.app.run, parse the flags first "
+            "(e.g. absl.flags.FLAGS(sys.argv[:1]) for the defaults), or use worker_count=0."
+        ) from None
+
+
 def make_loader(
     source: Any,
     *,
@@ -136,7 +168,9 @@ def make_loader(
         sequence of them, applied per element before the dtype conversion and batching.
       shard_by_process: give each JAX process (`jax.process_index()` of `jax.process_count()`) its own
         disjoint, equal-sized share of the records; False reads every record in every process.
-      worker_count: Grain worker processes (0 reads in the calling process).
+      worker_count: Grain worker processes (0 reads in the calling process). With Grain 0.2.18 and earlier,
+        worker processes need absl flags to be parsed (as they are under `absl.app.run`, e.g. in train.py);
+        otherwise this raises a RuntimeError saying so rather than changing the program's flags.
       drop_remainder: drop a last batch smaller than batch_size (always the case when repeating forever).
       read_threads: threads reading records ahead in each process (Grain's `ReadOptions.num_threads`).
         0 reads in the consuming thread, which avoids GIL contention with CPU-bound sources and
@@ -173,9 +207,8 @@ def make_loader(
             batch_size=int(batch_size), drop_remainder=drop_remainder, batch_fn=StackBatch()
         ),
     ]
-    if worker_count and not flags.FLAGS.is_parsed():
-        # Grain's worker processes read absl flags; outside an absl app (tests, notebooks) use the defaults.
-        flags.FLAGS.mark_as_parsed()
+    if worker_count:
+        _check_grain_can_start_workers()
     return grain.DataLoader(
         data_source=source,
         sampler=sampler,

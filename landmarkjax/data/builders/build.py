@@ -27,7 +27,8 @@ def build_dataset(
       manual_dir: the folder holding the real dataset's files (real datasets only; see each builder's
         MANUAL_DOWNLOAD_INSTRUCTIONS). Defaults to `data_dir/downloads/manual`.
       config: a config name, or a `BuilderConfig` instance (e.g. a small synthetic config).
-      progress: show TFDS's progress bars while building.
+      progress: show TFDS's progress bars while building. TFDS's process-wide progress-bar setting
+        (`tfds.display_progress_bar`) is set for the build and is on again afterwards, TFDS's default.
 
     Returns:
       the prepared builder: `builder.as_data_source(split)` reads it, or use
@@ -43,10 +44,10 @@ def build_dataset(
     download_config = tfds.download.DownloadConfig(
         manual_dir=None if manual_dir is None else os.fspath(manual_dir)
     )
-    previous = tfds.core.utils.tqdm_utils._active  # TFDS has no public getter for this flag.
     tfds.display_progress_bar(progress)
     try:
         builder.download_and_prepare(download_config=download_config)
     finally:
-        tfds.display_progress_bar(previous)
+        # TFDS's public API can set this process-wide setting but not read it: back to TFDS's default.
+        tfds.enable_progress_bar()
     return builder
