@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from landmarkjax.data.augment import face_crop_matrix, transform_points, warp_image
-from landmarkjax.data.visualize import _as_uint8_images, _draw_points, _point_colours
+from landmarkjax.data.visualize import _as_uint8_images, _draw_dots, _point_colours
 
 __all__ = [
     "FaceLandmarks",
@@ -172,5 +172,5 @@ def draw_landmarks_on_image(image: Any, points: np.ndarray, *, radius: float | N
         raise ValueError(f"points: expected [K, 2] (x, y), got {points.shape}.")
     radius = max(1.0, min(image.shape[:2]) / 150.0) if radius is None else float(radius)
     picture = Image.fromarray(image)
-    _draw_points(picture, points, np.ones(len(points), bool), _point_colours(len(points)), 1, radius)
+    _draw_dots(picture, points, np.ones(len(points), bool), _point_colours(len(points)), radius)
     return np.asarray(picture)
