@@ -81,3 +81,22 @@ def write_celeba(root, rng, num_images=6, anno_subfolders=False):
     (mafl_dir / "training.txt").write_text("\n".join(names[:3]) + "\n")
     (mafl_dir / "testing.txt").write_text("\n".join(names[-2:]) + "\n")
     return names, landmarks.reshape(-1, 5, 2).astype(np.float32), attributes
+
+
+def tiny_detector_config(config, *, total_steps, batch_size, log_every=1, checkpoint_every=0):
+    """`config` (a face-detector config) shrunk to run in seconds: 32 px faces, an 8-wide 2-stage CPM,
+    no warm-up, evaluation only at the end. Returns the same ConfigDict."""
+    config.total_steps = total_steps
+    config.batch_size = batch_size
+    config.eval_batch_size = batch_size
+    config.log_every = log_every
+    config.eval_every = 0
+    config.checkpoint_every = checkpoint_every
+    config.data.image_size = 32
+    config.model.backbone_widths = (8, 8, 8)
+    config.model.stage_width = 8
+    config.model.num_stages = 2
+    config.model.stage_depth = 1
+    config.eval.num_visualized = 4
+    config.optimizer.warmup_steps = 0
+    return config

@@ -17,7 +17,7 @@ from landmarkjax.methods.sbr import SBRMethod
 from landmarkjax.methods.supervised import SupervisedMethod
 from landmarkjax.runs import train_and_evaluate
 
-from _fixtures import write_300w, write_celeba
+from _fixtures import tiny_detector_config, write_300w, write_celeba
 
 
 @pytest.fixture(autouse=True)
@@ -45,22 +45,9 @@ def celeba_dir(tmp_path_factory):
 
 
 def tiny_config(source="synthetic", data_dir=None, base=get_config):
-    config = base()
-    config.total_steps = 2
-    config.batch_size = 4
-    config.eval_batch_size = 4
-    config.log_every = 1
-    config.eval_every = 0
-    config.checkpoint_every = 0
+    config = tiny_detector_config(base(), total_steps=2, batch_size=4)
     config.data.source = source
     config.data.tfds_data_dir = data_dir
-    config.data.image_size = 32
-    config.model.backbone_widths = (8, 8, 8)
-    config.model.stage_width = 8
-    config.model.num_stages = 2
-    config.model.stage_depth = 1
-    config.eval.num_visualized = 4
-    config.optimizer.warmup_steps = 0
     return config
 
 

@@ -14,6 +14,8 @@ from landmarkjax.methods.sbr import CLIP_KEY, REGISTRATION_PHASE, SUPERVISED_PHA
 from landmarkjax.runs import evaluate_run, train_and_evaluate
 from landmarkjax.training.metric_writer import read_metrics
 
+from _fixtures import tiny_detector_config
+
 
 @pytest.fixture(autouse=True)
 def _fast_compiling_keys():
@@ -23,26 +25,13 @@ def _fast_compiling_keys():
 
 
 def tiny_config():
-    config = get_config()
-    config.total_steps = 4
-    config.batch_size = 4
-    config.eval_batch_size = 4
-    config.log_every = 1
-    config.eval_every = 0
-    config.checkpoint_every = 2
-    config.data.image_size = 32
+    config = tiny_detector_config(get_config(), total_steps=4, batch_size=4, checkpoint_every=2)
     config.data.source_size = 48
     config.data.num_train = 8
     config.data.num_test = 4
     config.data.num_train_clips = 8
     config.data.num_eval_clips = 6
     config.data.eval_clip_length = 4
-    config.model.backbone_widths = (8, 8, 8)
-    config.model.stage_width = 8
-    config.model.num_stages = 2
-    config.model.stage_depth = 1
-    config.eval.num_visualized = 4
-    config.optimizer.warmup_steps = 0
     config.sbr.stage1_steps = 2
     config.sbr.clip_batch_size = 0  # as many clips as labelled images
     config.sbr.tracking_scale = 1

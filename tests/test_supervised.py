@@ -22,6 +22,8 @@ from landmarkjax.training.loop import CHECKPOINT_DIRNAME
 from landmarkjax.training.method import DEFAULT_PHASE
 from landmarkjax.training.metric_writer import read_metrics
 
+from _fixtures import tiny_detector_config
+
 
 @pytest.fixture(autouse=True)
 def _fast_compiling_keys():
@@ -117,23 +119,10 @@ def test_draw_landmarks_marks_the_points():
 
 
 def tiny_config():
-    config = get_config()
-    config.total_steps = 4
-    config.batch_size = 8
-    config.eval_batch_size = 8
-    config.log_every = 2
-    config.eval_every = 0
-    config.checkpoint_every = 2
-    config.data.image_size = 32
+    config = tiny_detector_config(get_config(), total_steps=4, batch_size=8, log_every=2, checkpoint_every=2)
     config.data.source_size = 48
     config.data.num_train = 16
     config.data.num_test = 12
-    config.model.backbone_widths = (8, 8, 8)
-    config.model.stage_width = 8
-    config.model.num_stages = 2
-    config.model.stage_depth = 1
-    config.eval.num_visualized = 4
-    config.optimizer.warmup_steps = 0
     return config
 
 
