@@ -8,19 +8,25 @@ over the weighted items; a batch whose weights are all zero gives a loss of 0, n
 Families:
   * `heatmap`: heatmap MSE (per stage of a multi-stage detector) and SBR's Gaussian heatmap targets;
   * `points`: distances between corresponding points;
-  * `registration`: Supervision-by-Registration (Lucas-Kanade tracks between neighbouring frames).
-Planned families, each its own module when its method lands: equivariance (ELT), perceptual (VGG
-features), reconstruction, adversarial (factorised pose/shape priors) and body (SMPL 2D/3D losses).
+  * `registration`: Supervision-by-Registration (Lucas-Kanade tracks between neighbouring frames);
+  * `perceptual`: IMM's feature-reconstruction loss, normalised per layer by running averages that are
+    passed in and returned (features come from a callable, e.g. `models.vgg.vgg_features`).
+Planned families, each its own module when its method lands: equivariance (ELT), reconstruction,
+adversarial (factorised pose/shape priors) and body (SMPL 2D/3D losses).
 """
 
 from landmarkjax.losses.heatmap import heatmap_mse, heatmap_targets, multi_stage_heatmap_mse
+from landmarkjax.losses.perceptual import IMM_INITIAL_AVERAGES, IMM_PERCEPTUAL_LAYERS, perceptual_loss
 from landmarkjax.losses.points import point_distance_loss, point_l1_loss
 from landmarkjax.losses.registration import registration_distance, registration_loss, registration_point_mask
 
 __all__ = [
+    "IMM_INITIAL_AVERAGES",
+    "IMM_PERCEPTUAL_LAYERS",
     "heatmap_mse",
     "heatmap_targets",
     "multi_stage_heatmap_mse",
+    "perceptual_loss",
     "point_distance_loss",
     "point_l1_loss",
     "registration_distance",
