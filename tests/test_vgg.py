@@ -125,6 +125,14 @@ def test_keras_layout_loads_to_the_same_params(vgg16_npz):
             group.create_dataset(f"{n}/bias:0", data=keras_layers[n][1])
     jax.tree.map(np.testing.assert_array_equal, from_npz, load_vgg_params(h5_path, 16))
 
+    keras3_path = path.parent / "vgg16.weights.h5"
+    with h5py.File(keras3_path, "w") as f:  # the Keras 3 layout: layers/<name>/vars/<i>
+        f.create_group("layers/block1_pool/vars")
+        for n in names:
+            f.create_dataset(f"layers/{n}/vars/0", data=keras_layers[n][0])
+            f.create_dataset(f"layers/{n}/vars/1", data=keras_layers[n][1])
+    jax.tree.map(np.testing.assert_array_equal, from_npz, load_vgg_params(keras3_path, 16))
+
 
 def test_missing_h5py_or_torch_is_a_clear_import_error(tmp_path, monkeypatch):
     for name in ("a.h5", "a.pth"):
