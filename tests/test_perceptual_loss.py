@@ -114,3 +114,15 @@ def test_argument_errors():
         perceptual_loss(_local_features, predicted, target, jnp.ones(3), np.ones((2, 8, 8)))
     with pytest.raises(ValueError, match="decay"):
         perceptual_loss(_local_features, predicted, target, jnp.ones(3), decay=1.0)
+
+
+def test_gradient_flows_through_the_updated_average_as_in_the_official_code():
+    # Input layer only: loss = 1000 e / (a + 0.01 (e - a)), e = mean((255 (t - p))^2), so
+    # d loss / d p = 1000 * 0.99 a / (0.99 a + 0.01 e)^2 * (-2 * 255^2 (t - p) / N).
+    predicted, target = _images(8, shape=(1, 4, 4, 3))
+    a = 100.0
+    grad = jax.grad(lambda p: perceptual_loss(lambda x: [], p, target, jnp.asarray([a]))[0])(predicted)
+    diff = target.astype(np.float64) - predicted
+    e = np.mean((255.0 * diff) ** 2)
+    expected = 1000.0 * 0.99 * a / (0.99 * a + 0.01 * e) ** 2 * (-2.0 * 255.0**2 * diff / diff.size)
+    np.testing.assert_allclose(grad, expected, rtol=1e-4)
