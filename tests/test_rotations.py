@@ -59,7 +59,8 @@ class Rotation6dTest(chex.TestCase):
         identity_6d = jnp.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
         np.testing.assert_allclose(rotation_6d_to_matrix(identity_6d), np.eye(3), atol=1e-7)
         for six in (identity_6d, jnp.zeros(6), jnp.array([1.0, 0.0, 0.0, 2.0, 0.0, 0.0])):
-            gradient = jax.grad(lambda x: jnp.sum(rotation_6d_to_matrix(x) * jnp.arange(9.0).reshape(3, 3)))(six)
+            weights = jnp.arange(9.0).reshape(3, 3)
+            gradient = jax.grad(lambda x: jnp.sum(rotation_6d_to_matrix(x) * weights))(six)
             assert np.all(np.isfinite(gradient))
 
     def test_bad_shapes_raise(self):
