@@ -37,6 +37,9 @@ EXPECTED_PUBLIC_API = {
         "heatmap_mse", "multi_stage_heatmap_mse", "heatmap_targets",
         "point_distance_loss", "point_l1_loss",
         "registration_point_mask", "registration_distance", "registration_loss",
+        "keypoint_2d_l1_loss", "align_by_pelvis", "joints_3d_loss", "smpl_parameter_loss", "HMR_LOSS_WEIGHTS",
+        "COCOPLUS_HIP_INDICES", "SMPL_ROOT_INDICES",
+        "lsgan_discriminator_loss", "lsgan_generator_loss",
     },
     "landmarkjax.body": {
         "SMPLModel", "SMPLOutput", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "COCOPLUS_JOINT_NAMES", "REQUIRED_KEYS",
