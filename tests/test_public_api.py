@@ -46,7 +46,8 @@ EXPECTED_PUBLIC_API = {
         "load_smpl", "save_smpl", "smpl_from_arrays", "smpl_to_arrays", "read_official_pickle",
         "dumps_official_pickle", "forward_kinematics", "rest_to_posed_transforms", "linear_blend_skinning",
         "smpl_forward", "pose_to_rotations", "make_synthetic_smpl", "synthetic_smpl_arrays", "write_synthetic_smpl",
-        "validate_parents",
+        "validate_parents", "COCOPLUS_REGRESSOR_KEY", "SMPL_TO_COCOPLUS", "cocoplus_from_smpl_joints",
+        "cocoplus_keypoints",
     },
 }
 
