@@ -48,6 +48,29 @@ def test_keypoint_l1_all_invisible_is_zero_with_zero_gradient():
     assert np.all(np.asarray(gradient) == 0.0)
 
 
+def test_unlabelled_targets_may_be_nan():
+    predicted = jnp.asarray(_RNG.normal(size=(2, 19, 3)), jnp.float32)
+    target = np.asarray(_RNG.normal(size=(2, 19, 3)), np.float32)
+    visibility = np.ones((2, 19), np.float32)
+    visibility[1, 4:] = 0.0
+    nan_target = target.copy()
+    nan_target[1, 4:] = np.nan
+    for loss in (
+        lambda p, t: keypoint_2d_l1_loss(p[..., :2], t[..., :2], visibility),
+        lambda p, t: joints_3d_loss(p, t, np.array([1.0, 0.0], np.float32)),
+    ):
+        value, gradient = jax.value_and_grad(loss)(predicted, nan_target)
+        np.testing.assert_allclose(value, loss(predicted, target), rtol=1e-6)
+        assert np.all(np.isfinite(np.asarray(gradient)))
+    rotations = jnp.broadcast_to(jnp.eye(3), (2, 24, 3, 3))
+    nan_rotations = np.array(rotations)
+    nan_rotations[1] = np.nan
+    value, gradient = jax.value_and_grad(smpl_parameter_loss)(
+        rotations, nan_rotations, jnp.zeros((2, 10)), jnp.zeros((2, 10)), jnp.array([1.0, 0.0])
+    )
+    assert float(value) == 0.0 and np.all(np.isfinite(np.asarray(gradient)))
+
+
 def test_keypoint_l1_rejects_wrong_counts():
     with pytest.raises(ValueError, match="same shape"):
         keypoint_2d_l1_loss(jnp.zeros((2, 19, 2)), jnp.zeros((2, 14, 2)))

@@ -3,7 +3,8 @@ SMPL parameters.
 
 The reductions follow HMR's official code (`tf.losses.*` with the default SUM_BY_NONZERO_WEIGHTS: the
 weighted sum divided by the number of non-zero weights after broadcasting over coordinates), so a loss is a
-mean over the items that count, and 0 (never NaN) when none counts. `HMR_LOSS_WEIGHTS` holds the weights of
+mean over the items that count, and 0 (never NaN) when none counts. The targets of items that do not count
+are never read into the value or the gradient, so they may hold anything (NaN included). `HMR_LOSS_WEIGHTS` holds the weights of
 the terms in the encoder's objective.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import jax
 import jax.numpy as jnp
 
 from landmarkjax.losses._checks import check_same_shape, check_weights
@@ -41,6 +43,15 @@ def _masked_mean(values: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
     count = jnp.sum(weights != 0)
     safe_count = jnp.where(count > 0, count, 1).astype(values.dtype)
     return jnp.where(count > 0, jnp.sum(values * weights) / safe_count, 0.0)
+
+
+def _ignore_unweighted_targets(
+    predicted: jnp.ndarray, target: jnp.ndarray, weights: jnp.ndarray
+) -> jnp.ndarray:
+    """`target` where `weights` (broadcast from the left) is non-zero, else the predicted values without their
+    gradient: unlabelled entries (which datasets often fill with NaN) then add 0 to the loss and its gradient."""
+    keep = jnp.reshape(weights != 0, weights.shape + (1,) * (target.ndim - weights.ndim))
+    return jnp.where(keep, target, jax.lax.stop_gradient(predicted))
 
 
 def _sample_weights(weights: jnp.ndarray | None, batch_shape: tuple[int, ...], dtype) -> jnp.ndarray:
@@ -75,6 +86,7 @@ def keypoint_2d_l1_loss(
     if predicted.ndim < 2 or predicted.shape[-1] != 2:
         raise ValueError(f"keypoints must be [..., K, 2]; got shape {predicted.shape}.")
     weights = _sample_weights(visibility, predicted.shape[:-1], predicted.dtype)
+    target = _ignore_unweighted_targets(predicted, target, weights)
     return _masked_mean(jnp.abs(predicted - target), weights[..., None])
 
 
@@ -124,9 +136,10 @@ def joints_3d_loss(
     predicted = jnp.asarray(predicted)
     target = jnp.asarray(target)
     check_same_shape(predicted, target)
+    weights = _sample_weights(has_3d, predicted.shape[:-2], predicted.dtype)
+    target = _ignore_unweighted_targets(predicted, target, weights)
     predicted = align_by_pelvis(predicted, pelvis_indices)
     target = align_by_pelvis(target, pelvis_indices)
-    weights = _sample_weights(has_3d, predicted.shape[:-2], predicted.dtype)
     return 0.5 * _masked_mean(jnp.square(predicted - target), weights[..., None, None])
 
 
@@ -171,4 +184,5 @@ def smpl_parameter_loss(
     predicted = jnp.concatenate([predicted_rotations.reshape(flat_shape), predicted_betas], axis=-1)
     target = jnp.concatenate([target_rotations.reshape(flat_shape), target_betas], axis=-1)
     weights = _sample_weights(has_3d, batch_shape, predicted.dtype)
+    target = _ignore_unweighted_targets(predicted, target, weights)
     return 0.5 * _masked_mean(jnp.square(predicted - target), weights[..., None])
