@@ -4,8 +4,8 @@ SMPL parameters.
 The reductions follow HMR's official code (`tf.losses.*` with the default SUM_BY_NONZERO_WEIGHTS: the
 weighted sum divided by the number of non-zero weights after broadcasting over coordinates), so a loss is a
 mean over the items that count, and 0 (never NaN) when none counts. The targets of items that do not count
-are never read into the value or the gradient, so they may hold anything (NaN included). `HMR_LOSS_WEIGHTS` holds the weights of
-the terms in the encoder's objective.
+are never read into the value or the gradient, so they may hold anything (NaN included).
+`HMR_LOSS_WEIGHTS` holds the weights of the terms in the encoder's objective.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def _masked_mean(values: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
 def _ignore_unweighted_targets(
     predicted: jnp.ndarray, target: jnp.ndarray, weights: jnp.ndarray
 ) -> jnp.ndarray:
-    """`target` where `weights` (broadcast from the left) is non-zero, else the predicted values without their
-    gradient: unlabelled entries (which datasets often fill with NaN) then add 0 to the loss and its gradient."""
+    """`target` where `weights` (broadcast from the left) is non-zero, else the predicted values without
+    their gradient: unlabelled entries (often NaN in datasets) then add 0 to the loss and its gradient."""
     keep = jnp.reshape(weights != 0, weights.shape + (1,) * (target.ndim - weights.ndim))
     return jnp.where(keep, target, jax.lax.stop_gradient(predicted))
 
