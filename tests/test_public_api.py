@@ -23,7 +23,7 @@ EXPECTED_PUBLIC_API = {
         # colour, geometry, momentum
         "rgb_to_lab", "lab_to_rgb",
         "rodrigues", "similarity_procrustes", "apply_similarity", "weak_perspective_project",
-        "rotation_6d_to_matrix", "matrix_to_rotation_6d",
+        "rotation_6d_to_matrix", "matrix_to_rotation_6d", "matrix_to_axis_angle",
         "momentum_update", "momentum_schedule",
     },
     "landmarkjax.metrics": {

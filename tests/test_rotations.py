@@ -8,7 +8,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from landmarkjax.ops.geometry import rodrigues
-from landmarkjax.ops.rotations import matrix_to_rotation_6d, rotation_6d_to_matrix
+from landmarkjax.ops.rotations import matrix_to_axis_angle, matrix_to_rotation_6d, rotation_6d_to_matrix
 
 
 def _gram_schmidt_numpy(six: np.ndarray) -> np.ndarray:
@@ -64,7 +64,49 @@ class Rotation6dTest(chex.TestCase):
             assert np.all(np.isfinite(gradient))
 
     def test_bad_shapes_raise(self):
+        with pytest.raises(ValueError, match=r"rotation must have shape \[\.\.\., 3, 3\]"):
+            matrix_to_axis_angle(jnp.zeros((4, 3)))
         with pytest.raises(ValueError, match=r"rotation_6d must have shape \[\.\.\., 6\]"):
             rotation_6d_to_matrix(jnp.zeros((2, 9)))
         with pytest.raises(ValueError, match=r"rotation must have shape \[\.\.\., 3, 3\]"):
             matrix_to_rotation_6d(jnp.zeros((2, 3, 2)))
+
+
+class MatrixToAxisAngleTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_matches_scipy(self):
+        rng = np.random.default_rng(3)
+        axis_angle = rng.normal(size=(40, 3))
+        angles = np.linalg.norm(axis_angle, axis=-1, keepdims=True)
+        axis_angle = axis_angle / angles * np.concatenate(
+            [rng.uniform(0.0, np.pi - 1e-2, size=(36, 1)), [[0.0], [1e-5], [3e-3], [np.pi - 2e-2]]]
+        )
+        matrices = Rotation.from_rotvec(axis_angle).as_matrix().astype(np.float32)
+        expected = Rotation.from_matrix(matrices.astype(np.float64)).as_rotvec()
+        got = self.variant(matrix_to_axis_angle)(matrices)
+        chex.assert_shape(got, (40, 3))
+        np.testing.assert_allclose(got, expected, atol=2e-5)
+
+    def test_half_turns_round_trip_through_rodrigues(self):
+        axes = Rotation.random(6, random_state=4).as_rotvec()
+        axes = axes / np.linalg.norm(axes, axis=-1, keepdims=True)
+        axes[0] = [1.0, 0.0, 0.0]
+        matrices = Rotation.from_rotvec(axes * np.pi).as_matrix().astype(np.float32)
+        got = np.asarray(matrix_to_axis_angle(matrices))
+        np.testing.assert_allclose(np.linalg.norm(got, axis=-1), np.pi, atol=1e-5)
+        # The same axis, with either sign.
+        np.testing.assert_allclose(np.abs(np.sum(got * axes, axis=-1)), np.pi, atol=1e-4)
+        np.testing.assert_allclose(rodrigues(got), matrices, atol=1e-5)
+
+    def test_derivative_at_identity_is_the_vee_map(self):
+        """d log(R) at R = I along skew(e_i) is e_i: the inverse of Rodrigues' derivative at zero."""
+        tangents = np.stack(
+            [np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]]) for v in np.eye(3)]
+        ).astype(np.float32)
+        values, derivatives = jax.jit(
+            jax.vmap(lambda t: jax.jvp(matrix_to_axis_angle, (jnp.eye(3),), (t,)))
+        )(jnp.asarray(tangents))
+        np.testing.assert_allclose(values, 0.0, atol=1e-7)
+        np.testing.assert_allclose(derivatives, np.eye(3), atol=1e-6)
+        gradient = jax.jit(jax.grad(lambda r: jnp.sum(matrix_to_axis_angle(r))))(jnp.eye(3))
+        assert np.all(np.isfinite(np.asarray(gradient)))

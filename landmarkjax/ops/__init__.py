@@ -63,6 +63,7 @@ from landmarkjax.ops.geometry import (
 from landmarkjax.ops.rotations import (
     rotation_6d_to_matrix,
     matrix_to_rotation_6d,
+    matrix_to_axis_angle,
 )
 from landmarkjax.ops.ema import (
     momentum_update,
@@ -109,6 +110,7 @@ __all__ = [
     "weak_perspective_project",
     "rotation_6d_to_matrix",
     "matrix_to_rotation_6d",
+    "matrix_to_axis_angle",
     "momentum_update",
     "momentum_schedule",
 ]
