@@ -162,6 +162,8 @@ def test_parameter_counts_match_closed_forms():
 def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="pose_representation must be one of"):
         hmr.theta_size("quaternion")
+    with pytest.raises(ValueError, match=r"global_orient must be one axis-angle vector"):
+        hmr.mean_theta(global_orient=(0.0, 0.0))
     with pytest.raises(ValueError, match=r"theta must have shape"):
         hmr.split_theta(jnp.zeros((2, 80)))
     with pytest.raises(ValueError, match=r"rotations must have shape \[B, K, 3, 3\]"):

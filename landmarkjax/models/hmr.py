@@ -29,11 +29,12 @@ import math
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from landmarkjax.ops.geometry import rodrigues
-from landmarkjax.ops.rotations import rotation_6d_to_matrix
+from landmarkjax.ops.rotations import matrix_to_rotation_6d, rotation_6d_to_matrix
 
 __all__ = [
     "POSE_REPRESENTATIONS",
@@ -103,28 +104,22 @@ def mean_theta(
       [theta_size(...)] float32 as [camera, pose of joint 0..J-1 (flattened), betas].
     """
     _pose_size(pose_representation)
-    global_orient = np.asarray(global_orient, np.float64)
+    camera = np.asarray(camera, np.float32)
+    global_orient = np.asarray(global_orient, np.float32)
+    if camera.shape != (_CAMERA_SIZE,):
+        raise ValueError(f"camera must be [s, tx, ty], got shape {camera.shape}")
+    if global_orient.shape != (3,):
+        raise ValueError(f"global_orient must be one axis-angle vector [3], got shape {global_orient.shape}")
     if pose_representation == "axis_angle":
         pose = np.zeros((num_joints, 3), np.float32)
         pose[0] = global_orient
     else:
-        # Numpy (not jnp), so that the mean can be built while a module is being traced under jit.
-        rotations = np.broadcast_to(np.eye(3), (num_joints, 3, 3)).copy()
-        rotations[0] = _rodrigues_numpy(global_orient)
-        pose = np.concatenate([rotations[:, :, 0], rotations[:, :, 1]], axis=-1)
-    return np.concatenate(
-        [np.asarray(camera, np.float32), pose.reshape(-1), np.zeros(num_betas, np.float32)]
-    ).astype(np.float32)
-
-
-def _rodrigues_numpy(axis_angle: np.ndarray) -> np.ndarray:
-    """[3] axis-angle (radians) -> [3, 3] rotation matrix, float64."""
-    angle = float(np.linalg.norm(axis_angle))
-    if angle < 1e-12:
-        return np.eye(3)
-    x, y, z = axis_angle / angle
-    skew = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-    return np.eye(3) + np.sin(angle) * skew + (1.0 - np.cos(angle)) * skew @ skew
+        # Evaluated now even while a module is traced under jit: the mean is a constant.
+        with jax.ensure_compile_time_eval():
+            root = np.asarray(matrix_to_rotation_6d(rodrigues(jnp.asarray(global_orient))))
+        pose = np.tile(np.array([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], np.float32), (num_joints, 1))
+        pose[0] = root
+    return np.concatenate([camera, pose.reshape(-1), np.zeros(num_betas, np.float32)]).astype(np.float32)
 
 
 def split_theta(
