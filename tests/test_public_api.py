@@ -23,6 +23,7 @@ EXPECTED_PUBLIC_API = {
         # colour, geometry, momentum
         "rgb_to_lab", "lab_to_rgb",
         "rodrigues", "similarity_procrustes", "apply_similarity", "weak_perspective_project",
+        "rotation_6d_to_matrix", "matrix_to_rotation_6d", "matrix_to_axis_angle",
         "momentum_update", "momentum_schedule",
     },
     "landmarkjax.metrics": {
@@ -37,13 +38,17 @@ EXPECTED_PUBLIC_API = {
         "point_distance_loss", "point_l1_loss",
         "registration_point_mask", "registration_distance", "registration_loss",
         "perceptual_loss", "IMM_PERCEPTUAL_LAYERS", "IMM_INITIAL_AVERAGES",
+        "keypoint_2d_l1_loss", "align_by_pelvis", "joints_3d_loss", "smpl_parameter_loss", "HMR_LOSS_WEIGHTS",
+        "COCOPLUS_HIP_INDICES", "SMPL_ROOT_INDICES",
+        "lsgan_discriminator_loss", "lsgan_generator_loss",
     },
     "landmarkjax.body": {
         "SMPLModel", "SMPLOutput", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "COCOPLUS_JOINT_NAMES", "REQUIRED_KEYS",
         "load_smpl", "save_smpl", "smpl_from_arrays", "smpl_to_arrays", "read_official_pickle",
         "dumps_official_pickle", "forward_kinematics", "rest_to_posed_transforms", "linear_blend_skinning",
         "smpl_forward", "pose_to_rotations", "make_synthetic_smpl", "synthetic_smpl_arrays", "write_synthetic_smpl",
-        "validate_parents",
+        "validate_parents", "COCOPLUS_REGRESSOR_KEY", "SMPL_TO_COCOPLUS", "cocoplus_from_smpl_joints",
+        "cocoplus_keypoints",
     },
 }
 

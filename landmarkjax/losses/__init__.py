@@ -10,11 +10,23 @@ Families:
   * `points`: distances between corresponding points;
   * `registration`: Supervision-by-Registration (Lucas-Kanade tracks between neighbouring frames);
   * `perceptual`: IMM's feature-reconstruction loss, normalised per layer by running averages that are
-    passed in and returned (features come from a callable, e.g. `models.vgg.vgg_features`).
-Planned families, each its own module when its method lands: equivariance (ELT), reconstruction,
-adversarial (factorised pose/shape priors) and body (SMPL 2D/3D losses).
+    passed in and returned (features come from a callable, e.g. `models.vgg.vgg_features`);
+  * `body`: HMR's SMPL losses (2D keypoint L1 with visibility, pelvis-aligned 3D joints, SMPL parameters
+    on rotation matrices) and their weights;
+  * `adversarial`: least-squares GAN losses for a discriminator and its generator (HMR's body prior).
+Planned families, each its own module when its method lands: equivariance (ELT) and reconstruction.
 """
 
+from landmarkjax.losses.adversarial import lsgan_discriminator_loss, lsgan_generator_loss
+from landmarkjax.losses.body import (
+    COCOPLUS_HIP_INDICES,
+    HMR_LOSS_WEIGHTS,
+    SMPL_ROOT_INDICES,
+    align_by_pelvis,
+    joints_3d_loss,
+    keypoint_2d_l1_loss,
+    smpl_parameter_loss,
+)
 from landmarkjax.losses.heatmap import heatmap_mse, heatmap_targets, multi_stage_heatmap_mse
 from landmarkjax.losses.perceptual import IMM_INITIAL_AVERAGES, IMM_PERCEPTUAL_LAYERS, perceptual_loss
 from landmarkjax.losses.points import point_distance_loss, point_l1_loss
@@ -32,4 +44,13 @@ __all__ = [
     "registration_distance",
     "registration_loss",
     "registration_point_mask",
+    "keypoint_2d_l1_loss",
+    "align_by_pelvis",
+    "joints_3d_loss",
+    "smpl_parameter_loss",
+    "HMR_LOSS_WEIGHTS",
+    "COCOPLUS_HIP_INDICES",
+    "SMPL_ROOT_INDICES",
+    "lsgan_discriminator_loss",
+    "lsgan_generator_loss",
 ]

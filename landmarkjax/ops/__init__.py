@@ -60,6 +60,11 @@ from landmarkjax.ops.geometry import (
     apply_similarity,
     weak_perspective_project,
 )
+from landmarkjax.ops.rotations import (
+    rotation_6d_to_matrix,
+    matrix_to_rotation_6d,
+    matrix_to_axis_angle,
+)
 from landmarkjax.ops.ema import (
     momentum_update,
     momentum_schedule,
@@ -103,6 +108,9 @@ __all__ = [
     "similarity_procrustes",
     "apply_similarity",
     "weak_perspective_project",
+    "rotation_6d_to_matrix",
+    "matrix_to_rotation_6d",
+    "matrix_to_axis_angle",
     "momentum_update",
     "momentum_schedule",
 ]
