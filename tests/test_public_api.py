@@ -24,6 +24,8 @@ EXPECTED_PUBLIC_API = {
         "rgb_to_lab", "lab_to_rgb",
         "rodrigues", "similarity_procrustes", "apply_similarity", "weak_perspective_project",
         "momentum_update", "momentum_schedule",
+        # label propagation through a feature affinity (video object segmentation)
+        "propagate_labels",
     },
     "landmarkjax.metrics": {
         "NME_NORMALIZERS", "nme", "cumulative_error_distribution", "auc", "failure_rate", "pck", "mpjpe",

@@ -1,7 +1,8 @@
 """Pure `jax.numpy` operations: no Flax, no configuration, safe under `jit`, `vmap` and `grad`.
 
 Lucas-Kanade tracking (`lk_track`, `forward_backward_check`) is one jit-compiled function batched over
-landmarks and frame pairs.
+landmarks and frame pairs. `propagate_labels` carries colours or masks from memory frames to a query frame
+through a local (or global) feature affinity, in bounded memory (MAST / Zhu et al. video segmentation).
 
 Conventions: images `[..., H, W, C]` float32 in [0, 1]; points `[..., K, 2]` as (x, y) in pixels with pixel
 centres at integer coordinates (OpenCV); heatmaps `[..., H, W, K]`. Each function documents its shapes.
@@ -64,6 +65,9 @@ from landmarkjax.ops.ema import (
     momentum_update,
     momentum_schedule,
 )
+from landmarkjax.ops.correspondence import (
+    propagate_labels,
+)
 
 __all__ = [
     "soft_argmax",
@@ -105,4 +109,5 @@ __all__ = [
     "weak_perspective_project",
     "momentum_update",
     "momentum_schedule",
+    "propagate_labels",
 ]

@@ -1,0 +1,257 @@
+"""Label propagation through a feature affinity (MAST / Zhu et al. colour and mask propagation).
+
+Each query position takes a softmax-weighted average of the labels (Lab colours during self-supervised
+training, one-hot or soft object masks at test time) of the memory positions whose keys match its own
+feature best. The candidates of query position (i, j) are either every position of every memory frame
+(`radius=None`, global) or the positions (i + di, j + dj), |di|, |dj| <= radius, of every memory frame
+(local, MAST's "each pixel's own location is the ROI centre"); positions of that window that fall outside
+the frame are excluded from the softmax, never zero-padded into it.
+
+Memory: no [H W, H W] matrix is built. The query rows are processed in chunks (`lax.map`); within a chunk
+the local window is visited one offset (di, dj) at a time (`lax.scan` over shifted slices of a padded
+copy of the memory), so the largest array is one chunk's affinities, [rows, W, (2 radius + 1)^2, M]
+(local) or [rows, W, M H W] (global), bounded by `chunk_rows`. Chunks and offsets are rematerialised in
+the backward pass (`jax.checkpoint`), so gradients need no per-offset residuals either.
+
+Pure `jnp`, no Flax; safe under `jax.jit`, `jax.vmap` (batch by vmapping over leading axes) and
+`jax.grad`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["propagate_labels"]
+
+# Default budget: a chunk's affinity tensor holds at most this many float32 entries (64 MiB).
+_CHUNK_ELEMENTS = 1 << 24
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_inputs(query, memory_keys, memory_labels, radius, temperature, top_k, chunk_rows):
+    query = jnp.asarray(query)
+    memory_keys = jnp.asarray(memory_keys)
+    memory_labels = jnp.asarray(memory_labels)
+    if query.ndim != 3:
+        raise ValueError(f"query must have shape [H, W, C], got {query.shape}")
+    if memory_keys.ndim != 4:
+        raise ValueError(f"memory_keys must have shape [M, H, W, C], got {memory_keys.shape}")
+    if memory_labels.ndim != 4:
+        raise ValueError(f"memory_labels must have shape [M, H, W, L], got {memory_labels.shape}")
+    height, width, channels = query.shape
+    if memory_keys.shape[1:3] != (height, width):
+        raise ValueError(
+            f"memory_keys must have the query's spatial size (H, W) = {(height, width)}, got "
+            f"memory_keys of shape {memory_keys.shape}"
+        )
+    if memory_keys.shape[3] != channels:
+        raise ValueError(
+            f"memory_keys must have the query's {channels} channels, got memory_keys of shape {memory_keys.shape}"
+        )
+    if memory_labels.shape[:3] != memory_keys.shape[:3]:
+        raise ValueError(
+            f"memory_labels must have memory_keys' [M, H, W] = {memory_keys.shape[:3]}, got "
+            f"memory_labels of shape {memory_labels.shape}"
+        )
+    if memory_keys.shape[0] < 1:
+        raise ValueError("memory_keys must hold at least one memory frame (M >= 1)")
+    if radius is not None:
+        radius = _check_int(radius, "radius", 0)
+        if radius >= height or radius >= width:
+            raise ValueError(
+                f"radius must be smaller than the feature map's height and width {(height, width)} (a larger "
+                f"window only adds positions outside the frame; use radius=None for every position), got {radius}"
+            )
+    if isinstance(temperature, numbers.Real) and not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if jnp.ndim(temperature) != 0:
+        raise ValueError(f"temperature must be a scalar, got shape {jnp.shape(temperature)}")
+    memory = memory_keys.shape[0]
+    candidates = memory * height * width if radius is None else memory * (2 * radius + 1) ** 2
+    if top_k is not None:
+        top_k = _check_int(top_k, "top_k", 1)
+        if top_k > candidates:
+            raise ValueError(
+                f"top_k must be at most the number of candidates per query position ({candidates} = M x "
+                + ("H x W" if radius is None else "(2 radius + 1)^2")
+                + f"), got {top_k}"
+            )
+    if chunk_rows is None:
+        chunk_rows = max(1, min(height, _CHUNK_ELEMENTS // (width * candidates)))
+    else:
+        chunk_rows = min(_check_int(chunk_rows, "chunk_rows", 1), height)
+    dtype = jnp.result_type(query.dtype, memory_keys.dtype, memory_labels.dtype, jnp.float32)
+    return (
+        query.astype(dtype),
+        memory_keys.astype(dtype),
+        memory_labels.astype(dtype),
+        radius,
+        top_k,
+        chunk_rows,
+    )
+
+
+def _chunking(height: int, chunk_rows: int) -> tuple[int, int]:
+    """(rows per chunk, number of chunks) covering `height` rows with as little padding as possible."""
+    chunks = math.ceil(height / chunk_rows)
+    return math.ceil(height / chunks), chunks
+
+
+def _local(query, keys, labels, radius, temperature, top_k, chunk_rows):
+    height, width, channels = query.shape
+    memory, _, _, num_labels = labels.shape
+    side = 2 * radius + 1
+    rows, chunks = _chunking(height, chunk_rows)
+    padded_height = rows * chunks
+    query = jnp.pad(query, ((0, padded_height - height), (0, 0), (0, 0)))
+    # Memory padded by `radius` on every side (and to whole chunks at the bottom): every shifted slice is in
+    # bounds; the padded positions are masked out of the softmax below and never reach the output.
+    spatial_pad = ((0, 0), (radius, radius + padded_height - height), (radius, radius), (0, 0))
+    keys = jnp.pad(keys, spatial_pad)
+    labels = jnp.pad(labels, spatial_pad)
+    local_rows = jnp.arange(rows)[:, None]
+    columns = jnp.arange(width)[None, :]
+
+    def offset_of(index):
+        return index // side - radius, index % side - radius
+
+    @jax.checkpoint
+    def chunk(start):
+        chunk_query = jax.lax.dynamic_slice(query, (start, 0, 0), (rows, width, channels))
+        window = (rows + 2 * radius, width + 2 * radius)
+        chunk_keys = jax.lax.dynamic_slice(keys, (0, start, 0, 0), (memory, *window, channels))
+        chunk_labels = jax.lax.dynamic_slice(labels, (0, start, 0, 0), (memory, *window, num_labels))
+
+        @jax.checkpoint
+        def affinity_at(_, index):
+            di, dj = offset_of(index)
+            corner = (0, di + radius, dj + radius, 0)
+            shifted = jax.lax.dynamic_slice(chunk_keys, corner, (memory, rows, width, channels))
+            affinity = jnp.einsum("hwc,mhwc->hwm", chunk_query, shifted) / temperature
+            key_rows = start + local_rows + di
+            inside = (key_rows >= 0) & (key_rows < height) & (columns + dj >= 0) & (columns + dj < width)
+            return None, jnp.where(inside[..., None], affinity, -jnp.inf)
+
+        _, affinities = jax.lax.scan(affinity_at, None, jnp.arange(side * side))  # [D, rows, W, M]
+
+        if top_k is None:
+            weights = jax.nn.softmax(affinities, axis=(0, 3))
+
+            @jax.checkpoint
+            def accumulate(total, inputs):
+                index, weight = inputs
+                di, dj = offset_of(index)
+                shifted = jax.lax.dynamic_slice(
+                    chunk_labels, (0, di + radius, dj + radius, 0), (memory, rows, width, num_labels)
+                )
+                return total + jnp.einsum("hwm,mhwl->hwl", weight, shifted), None
+
+            initial = jnp.zeros((rows, width, num_labels), labels.dtype)
+            total, _ = jax.lax.scan(accumulate, initial, (jnp.arange(side * side), weights))
+            return total
+
+        # Candidate c = d M + m (offset d, memory frame m), as laid out by the scan above.
+        flat = jnp.moveaxis(affinities, 0, 2).reshape(rows, width, side * side * memory)
+        kept, candidate = jax.lax.top_k(flat, top_k)  # [rows, W, k]
+        weights = jax.nn.softmax(kept, axis=-1)
+        di, dj = offset_of(candidate // memory)
+        frame = candidate % memory
+        gathered = chunk_labels[frame, local_rows[..., None] + di + radius, columns[..., None] + dj + radius]
+        return jnp.einsum("hwk,hwkl->hwl", weights, gathered)
+
+    out = jax.lax.map(chunk, jnp.arange(chunks) * rows)  # [chunks, rows, W, L]
+    return out.reshape(padded_height, width, num_labels)[:height]
+
+
+def _global(query, keys, labels, temperature, top_k, chunk_rows):
+    height, width, channels = query.shape
+    num_labels = labels.shape[-1]
+    rows, chunks = _chunking(height, chunk_rows)
+    padded_height = rows * chunks
+    query = jnp.pad(query, ((0, padded_height - height), (0, 0), (0, 0)))
+    keys = keys.reshape(-1, channels)  # [N, C], N = M H W
+    labels = labels.reshape(-1, num_labels)  # [N, L]
+
+    @jax.checkpoint
+    def chunk(start):
+        chunk_query = jax.lax.dynamic_slice(query, (start, 0, 0), (rows, width, channels))
+        affinities = jnp.einsum("hwc,nc->hwn", chunk_query, keys) / temperature
+        if top_k is None:
+            return jax.nn.softmax(affinities, axis=-1) @ labels
+        kept, candidate = jax.lax.top_k(affinities, top_k)
+        return jnp.einsum("hwk,hwkl->hwl", jax.nn.softmax(kept, axis=-1), labels[candidate])
+
+    out = jax.lax.map(chunk, jnp.arange(chunks) * rows)
+    return out.reshape(padded_height, width, num_labels)[:height]
+
+
+def propagate_labels(
+    query: jnp.ndarray,
+    memory_keys: jnp.ndarray,
+    memory_labels: jnp.ndarray,
+    *,
+    radius: int | None,
+    temperature: float | jnp.ndarray,
+    top_k: int | None = None,
+    chunk_rows: int | None = None,
+) -> jnp.ndarray:
+    """Propagates memory labels to the query frame through a softmax over feature affinities.
+
+    For query position (i, j) (row i, column j of the feature map) the candidates are the memory positions
+    (m, i', j') with m in [0, M) and, for a local window, |i' - i| <= radius and |j' - j| <= radius and
+    (i', j') inside the H x W frame (out-of-frame window positions are excluded, not zero-padded), or, for
+    `radius=None`, every (i', j') of the frame. The affinity of a candidate is
+    dot(query[i, j], memory_keys[m, i', j']) / temperature. With `top_k`, only the `top_k` largest affinities
+    per query position are kept (over all M frames together). The weights are the softmax over the kept
+    candidates, and the output is the weighted sum of their labels:
+
+      out[i, j] = sum_c softmax(affinity)[c] * memory_labels[m_c, i'_c, j'_c].
+
+    Near a border a local window has fewer than M (2 radius + 1)^2 positions inside the frame; if `top_k`
+    exceeds that number there, the excluded positions still get weight exactly 0. Features are used as
+    given: normalise them beforehand for cosine affinities (e.g. DINO's protocol), or scale by
+    1 / sqrt(C) through `temperature` (the fix for MAST's non-convergence). Gradients flow to `query` and
+    `memory_keys` (through the affinities of kept, in-frame candidates only) and, linearly, to
+    `memory_labels`; wrap the labels in `jax.lax.stop_gradient` if they are data.
+
+    Batch with `jax.vmap(functools.partial(propagate_labels, radius=..., temperature=...))`.
+
+    Args:
+      query: [H, W, C] query features.
+      memory_keys: [M, H, W, C] key features of M memory (reference) frames, same H, W, C as `query`.
+      memory_labels: [M, H, W, L] labels of the memory frames: Lab colours, one-hot or soft masks, ...
+      radius: window radius in feature-map cells (an int with 0 <= radius < min(H, W): the window side is
+        2 radius + 1), or None for global propagation over every position of every memory frame. MAST uses
+        6 at training and 12 at test time on stride-4 features.
+      temperature: positive scalar dividing the dot products (a Python float is checked; a traced scalar is
+        used as it is).
+      top_k: None to keep every candidate, or k in [1, number of candidates per position], where that
+        number is M (2 radius + 1)^2 (local) or M H W (global).
+      chunk_rows: query rows processed per chunk (the peak memory is about chunk_rows x W x candidates x 4
+        bytes for the affinities); None picks the largest count whose affinities fit in 2^24 entries.
+
+    Returns:
+      [H, W, L] propagated labels, in the promoted floating dtype of the inputs (at least float32). With
+      one-hot (or probability) labels every output position is a probability distribution over L.
+
+    Raises:
+      ValueError: for inputs of the wrong rank, mismatched H, W or C between query and memory or M, H, W
+        between keys and labels, an empty memory, a radius that is not an int in [0, min(H, W)), a
+        non-positive temperature, or a top_k outside [1, number of candidates].
+    """
+    query, memory_keys, memory_labels, radius, top_k, chunk_rows = _check_inputs(
+        query, memory_keys, memory_labels, radius, temperature, top_k, chunk_rows
+    )
+    temperature = jnp.asarray(temperature, query.dtype)
+    if radius is None:
+        return _global(query, memory_keys, memory_labels, temperature, top_k, chunk_rows)
+    return _local(query, memory_keys, memory_labels, radius, temperature, top_k, chunk_rows)
