@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from landmarkjax.ops.correspondence import propagate_labels
+from landmarkjax.ops.correspondence import memory_frames, propagate_labels
 
 
 def _reference(query, keys, labels, radius, temperature, top_k=None):
@@ -180,3 +180,40 @@ def test_rejects_bad_arguments(change, match):
             top_k=settings["top_k"],
             chunk_rows=settings["chunk_rows"],
         )
+
+
+@pytest.mark.parametrize(
+    "t, expected",
+    [
+        # Written out from the rule "long-term 0 and 5, short-term t-1, t-3, t-5" (MAST's benchmark.py).
+        (1, (0,)),
+        (2, (0, 1)),
+        (3, (0, 2)),
+        (4, (0, 1, 3)),
+        (5, (0, 2, 4)),
+        (6, (0, 1, 3, 5)),
+        (7, (0, 2, 4, 5, 6)),
+        (8, (0, 3, 5, 7)),
+        (10, (0, 5, 7, 9)),
+        (11, (0, 5, 6, 8, 10)),
+        (100, (0, 5, 95, 97, 99)),
+    ],
+)
+def test_memory_frames_are_mast_long_and_short_term(t, expected):
+    assert memory_frames(t) == expected
+
+
+def test_memory_frames_custom_schedule_and_errors():
+    # DINO-like: first frame plus the last 3.
+    assert memory_frames(2, long_term=(0,), short_term=(1, 2, 3)) == (0, 1)
+    assert memory_frames(9, long_term=(0,), short_term=(1, 2, 3)) == (0, 6, 7, 8)
+    assert memory_frames(3, long_term=(0,), short_term=()) == (0,)
+    for bad in (0, -1, 1.0):
+        with pytest.raises(ValueError, match="t must be"):
+            memory_frames(bad)
+    with pytest.raises(ValueError, match="short_term"):
+        memory_frames(4, short_term=(0,))
+    with pytest.raises(ValueError, match="long_term"):
+        memory_frames(4, long_term=(-1,))
+    with pytest.raises(ValueError, match="no memory frame"):
+        memory_frames(2, long_term=(5,), short_term=(3,))

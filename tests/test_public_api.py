@@ -25,7 +25,7 @@ EXPECTED_PUBLIC_API = {
         "rodrigues", "similarity_procrustes", "apply_similarity", "weak_perspective_project",
         "momentum_update", "momentum_schedule",
         # label propagation through a feature affinity (video object segmentation)
-        "propagate_labels",
+        "propagate_labels", "memory_frames",
     },
     "landmarkjax.metrics": {
         "NME_NORMALIZERS", "nme", "cumulative_error_distribution", "auc", "failure_rate", "pck", "mpjpe",

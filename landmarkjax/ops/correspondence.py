@@ -25,7 +25,7 @@ import numbers
 import jax
 import jax.numpy as jnp
 
-__all__ = ["propagate_labels"]
+__all__ = ["propagate_labels", "memory_frames"]
 
 # Default budget: a chunk's affinity tensor holds at most this many float32 entries (64 MiB).
 _CHUNK_ELEMENTS = 1 << 24
@@ -255,3 +255,45 @@ def propagate_labels(
     if radius is None:
         return _global(query, memory_keys, memory_labels, temperature, top_k, chunk_rows)
     return _local(query, memory_keys, memory_labels, radius, temperature, top_k, chunk_rows)
+
+
+def memory_frames(
+    t: int,
+    *,
+    long_term: tuple[int, ...] = (0, 5),
+    short_term: tuple[int, ...] = (1, 3, 5),
+) -> tuple[int, ...]:
+    """The reference frames that query frame `t` reads from: MAST's long- and short-term memory.
+
+    The memory of frame t is the union of the long-term frames that precede it ({l in long_term : l < t};
+    MAST: frame 0, whose mask is given, and frame 5) and the short-term frames t - o for o in `short_term`
+    that exist (t - o >= 0; MAST: t - 1, t - 3, t - 5), sorted, each once. With the defaults:
+
+      t = 1: (0,)   t = 2: (0, 1)   t = 4: (0, 1, 3)   t = 6: (0, 1, 3, 5)   t = 10: (0, 5, 7, 9)
+
+    which is what MAST's released evaluation (benchmark.py, `ref == 0`, `mem_gap = 2`) uses to predict
+    frame t; REFERENCE.md's "first and fifth" long-term frames are the frames at indices 0 and 5 there.
+    Frame 0 has no memory: its labels are the given first-frame annotation.
+
+    Args:
+      t: index of the query frame (0-based), t >= 1.
+      long_term: absolute frame indices (>= 0) kept for every later frame.
+      short_term: offsets (>= 1) back from t.
+
+    Returns:
+      Sorted tuple of distinct frame indices in [0, t), never empty (t - 1 is included when
+      `short_term` contains 1; otherwise at least one long-term frame must precede t).
+
+    Raises:
+      ValueError: if t < 1, an index or offset is out of range, or no frame qualifies.
+    """
+    if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 1:
+        raise ValueError(f"t must be an int >= 1 (frame 0 has no memory), got {t!r}")
+    for frame in long_term:
+        _check_int(frame, "every long_term frame", 0)
+    for offset in short_term:
+        _check_int(offset, "every short_term offset", 1)
+    frames = {int(frame) for frame in long_term if frame < t} | {t - int(o) for o in short_term if t - o >= 0}
+    if not frames:
+        raise ValueError(f"no memory frame precedes t={t} with long_term={long_term} and short_term={short_term}")
+    return tuple(sorted(frames))
