@@ -70,6 +70,17 @@ def test_matches_numpy_loop(radius, top_k, chunk_rows):
     np.testing.assert_allclose(got, _reference(query, keys, labels, radius, 0.5, top_k), atol=2e-5)
 
 
+@pytest.mark.parametrize(
+    "height, width, radius, top_k",
+    [(4, 3, 2, None), (3, 4, 2, 9), (5, 9, 0, None), (2, 11, 1, 3), (9, 2, 1, None)],
+)
+def test_matches_numpy_loop_on_narrow_maps(height, width, radius, top_k):
+    # Widths below, at and above one column block (2 radius + 1), radius 0 (the same position only).
+    query, keys, labels = _inputs(seed=7, memory=3, height=height, width=width, channels=2)
+    got = propagate_labels(query, keys, labels, radius=radius, temperature=0.4, top_k=top_k)
+    np.testing.assert_allclose(got, _reference(query, keys, labels, radius, 0.4, top_k), atol=2e-5)
+
+
 def test_borders_and_corners_exclude_outside_positions():
     # Keys of in-frame positions are equal, so each in-frame candidate gets the same weight; zero padding
     # into the softmax would add weight on (absent) zero-key positions and change the averages.
