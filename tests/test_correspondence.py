@@ -228,3 +228,21 @@ def test_memory_frames_custom_schedule_and_errors():
         memory_frames(4, long_term=(-1,))
     with pytest.raises(ValueError, match="no memory frame"):
         memory_frames(2, long_term=(5,), short_term=(3,))
+
+
+@pytest.mark.parametrize("radius, top_k", [(3, None), (3, 10), (None, None), (None, 10)])
+def test_compiled_memory_is_a_few_chunks_not_the_full_affinity(radius, top_k):
+    # XLA's own count of the temporary buffers of the compiled forward and backward passes (nothing runs).
+    height, width, channels, memory, num_labels, rows = 32, 48, 16, 3, 4, 2
+    shapes = [(height, width, channels), (memory, height, width, channels), (memory, height, width, num_labels)]
+    arguments = [jax.ShapeDtypeStruct(shape, jnp.float32) for shape in shapes]
+    propagate = functools.partial(propagate_labels, radius=radius, temperature=0.1, top_k=top_k, chunk_rows=rows)
+    gradient = jax.grad(lambda q, k, lab: jnp.sum(propagate(q, k, lab) ** 2), argnums=(0, 1))
+    candidates = memory * height * width if radius is None else memory * (2 * radius + 1) ** 2
+    chunk_bytes = 4 * rows * width * candidates
+    input_bytes = 4 * sum(int(np.prod(shape)) for shape in shapes)
+    full_bytes = 4 * memory * (height * width) ** 2
+    for function in (propagate, gradient):
+        temp = jax.jit(function).lower(*arguments).compile().memory_analysis().temp_size_in_bytes
+        assert temp <= 4 * chunk_bytes + 4 * input_bytes, (temp, chunk_bytes, input_bytes)
+        assert temp < full_bytes / 3, (temp, full_bytes)

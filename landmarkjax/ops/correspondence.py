@@ -254,8 +254,10 @@ def propagate_labels(
         used as it is).
       top_k: None to keep every candidate, or k in [1, number of candidates per position], where that
         number is M (2 radius + 1)^2 (local) or M H W (global).
-      chunk_rows: query rows processed per chunk (the peak memory is about chunk_rows x W x candidates x 4
-        bytes for the affinities); None picks the largest count whose affinities fit in 2^24 entries.
+      chunk_rows: query rows processed per chunk, at most H (a larger value is clamped to H). The peak
+        memory is about chunk_rows x W x candidates x 4 bytes for the affinities, times the batch size under
+        `jax.vmap`; None picks the largest count whose affinities fit in 2^24 entries (64 MiB in float32),
+        and at least one row.
 
     Returns:
       [H, W, L] propagated labels, in the promoted floating dtype of the inputs (at least float32). With
