@@ -1,7 +1,7 @@
 """Label propagation (`propagate_labels`) at 480p-equivalent feature maps: time and peak memory on the CPU.
 
 Usage:
-  python benchmarks/propagation.py [--configs local_topk,local_dense,train_grad] [--repeats 5]
+  python benchmarks/propagation.py [--configs local_topk,local_dense,train_grad,local_topk_240p,...] [--repeats 5]
   python benchmarks/propagation.py --configs global_topk   # slow on a CPU: about 200 GFLOP per call
 
 Sizes: a 480 x 864 frame (DAVIS 480p) at stride 4 gives a 120 x 216 feature map; C = 64 channels, M = 5
@@ -11,7 +11,11 @@ the background). Configurations:
   * `local_dense`: radius 12, every window candidate kept, forward only;
   * `global_topk`: every position of every memory frame, top_k 36, forward only;
   * `train_grad`: MAST's training setting, a 256 x 256 crop at stride 4 (64 x 64), radius 6, 3 Lab
-    channels as labels, value and gradient of a squared-error loss with respect to query and keys.
+    channels as labels, value and gradient of a squared-error loss with respect to query and keys;
+  * `local_topk_240p` and its peer `naive_local_topk_240p`: radius 12, top_k 36 on a 240p-equivalent map
+    (60 x 108), where the peer (the straightforward port, as in CRW-style code) still fits: it builds the
+    full [H W, M H W] affinity, masks it to the window and takes the top k. The peer's line also gives the
+    largest absolute difference between its output and propagate_labels'.
 Inputs are random normal features (the cost depends only on the shapes), unit-normalised along C, with
 temperature 0.05 (CRW's protocol).
 
@@ -38,13 +42,21 @@ CONFIGS = {
     "local_dense": dict(height=120, width=216, channels=64, memory=5, labels=10, radius=12, top_k=None, grad=False),
     "global_topk": dict(height=120, width=216, channels=64, memory=5, labels=10, radius=None, top_k=36, grad=False),
     "train_grad": dict(height=64, width=64, channels=64, memory=5, labels=3, radius=6, top_k=None, grad=True),
+    "local_topk_240p": dict(height=60, width=108, channels=64, memory=5, labels=10, radius=12, top_k=36, grad=False),
+    "naive_local_topk_240p": dict(
+        height=60, width=108, channels=64, memory=5, labels=10, radius=12, top_k=36, grad=False, naive=True
+    ),
 }
 TEMPERATURE = 0.05
 
 
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", default="local_topk,local_dense,train_grad", help="comma-separated names")
+    parser.add_argument(
+        "--configs",
+        default="local_topk,local_dense,train_grad,local_topk_240p,naive_local_topk_240p",
+        help="comma-separated names",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per configuration")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -54,6 +66,24 @@ def _max_rss_mib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def naive_propagate(query, keys, labels, *, radius, temperature, top_k):
+    """The peer: full [H W, M H W] affinity masked to the window, top k, softmax, weighted labels."""
+    import jax
+    import jax.numpy as jnp
+
+    height, width, channels = query.shape
+    memory, num_labels = keys.shape[0], labels.shape[-1]
+    positions = height * width
+    affinity = jnp.einsum("pc,mnc->pmn", query.reshape(positions, channels), keys.reshape(memory, positions, channels))
+    rows, columns = jnp.divmod(jnp.arange(positions), width)
+    inside = (jnp.abs(rows[:, None] - rows[None]) <= radius) & (jnp.abs(columns[:, None] - columns[None]) <= radius)
+    affinity = jnp.where(inside[:, None, :], affinity / temperature, -jnp.inf).reshape(positions, memory * positions)
+    kept, candidate = jax.lax.top_k(affinity, top_k)
+    weights = jax.nn.softmax(kept, axis=-1)
+    out = jnp.einsum("pk,pkl->pl", weights, labels.reshape(memory * positions, num_labels)[candidate])
+    return out.reshape(height, width, num_labels)
 
 
 def _run_one(name: str, repeats: int) -> dict:
@@ -82,9 +112,8 @@ def _run_one(name: str, repeats: int) -> dict:
     jax.block_until_ready((query, keys, labels, target))
     rss_inputs = _max_rss_mib()
 
-    propagate = functools.partial(
-        propagate_labels, radius=config["radius"], temperature=TEMPERATURE, top_k=config["top_k"]
-    )
+    settings = dict(radius=config["radius"], temperature=TEMPERATURE, top_k=config["top_k"])
+    propagate = functools.partial(naive_propagate if config.get("naive") else propagate_labels, **settings)
     if config["grad"]:
 
         def loss(q, k):
@@ -107,9 +136,14 @@ def _run_one(name: str, repeats: int) -> dict:
         jax.block_until_ready(compiled(*arguments))
         seconds.append(time.perf_counter() - start)
     rss_peak = _max_rss_mib()
+    difference = None
+    if config.get("naive"):
+        ours = jax.jit(functools.partial(propagate_labels, **settings))(*arguments)
+        difference = float(jnp.max(jnp.abs(compiled(*arguments) - ours)))
     return {
         "figure": "propagate_labels",
         "config": name,
+        "method": "naive_dense_peer" if config.get("naive") else "landmarkjax",
         "feature_map": [height, width],
         "channels": channels,
         "memory_frames": memory,
@@ -125,6 +159,7 @@ def _run_one(name: str, repeats: int) -> dict:
         "max_rss_after_inputs_mib": round(rss_inputs, 1),
         "max_rss_peak_mib": round(rss_peak, 1),
         "max_rss_increase_mib": round(rss_peak - rss_inputs, 1),
+        "max_abs_difference_to_landmarkjax": difference,
     }
 
 
