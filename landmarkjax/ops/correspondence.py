@@ -33,6 +33,8 @@ __all__ = ["propagate_labels", "memory_frames"]
 
 # Default budget: a chunk's affinity tensor holds at most this many float32 entries (64 MiB).
 _CHUNK_ELEMENTS = 1 << 24
+# Selections by 0/1 matrices must not be rounded (TPU and recent GPUs multiply float32 in bf16 / tf32 by default).
+_EXACT = jax.lax.Precision.HIGHEST
 
 
 def _check_int(value, name: str, minimum: int) -> int:
@@ -150,7 +152,9 @@ def _local(query, keys, labels, radius, temperature, top_k, chunk_rows):
             shifted = jax.lax.dynamic_slice_in_dim(key_blocks, row_offset, rows, axis=1)
             # Every query column of a block against every key column of its block (a matmul), then the band.
             full = jnp.einsum("hnjc,mhnkc->hnjmk", chunk_query, shifted)
-            affinity = jnp.einsum("hnjmk,jek->hnjme", full, band).reshape(rows, padded_width, memory, side)
+            # The band is a 0/1 selection: at full precision it copies values exactly on every backend.
+            affinity = jnp.einsum("hnjmk,jek->hnjme", full, band, precision=_EXACT)
+            affinity = affinity.reshape(rows, padded_width, memory, side)
             affinity = affinity[:, :width] / temperature
             key_rows = start + local_rows + row_offset - radius
             key_columns = columns + column_offsets
@@ -170,7 +174,7 @@ def _local(query, keys, labels, radius, temperature, top_k, chunk_rows):
                 row_offset, weight = inputs
                 weight = jnp.pad(weight, padding).reshape(rows, blocks, side, memory, side)
                 shifted = jax.lax.dynamic_slice_in_dim(label_blocks, row_offset, rows, axis=1)
-                full = jnp.einsum("hnjme,jek->hnjmk", weight, band)
+                full = jnp.einsum("hnjme,jek->hnjmk", weight, band, precision=_EXACT)
                 return total + jnp.einsum("hnjmk,mhnkl->hnjl", full, shifted), None
 
             initial = jnp.zeros((rows, blocks, side, num_labels), labels.dtype)
