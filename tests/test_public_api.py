@@ -25,6 +25,8 @@ EXPECTED_PUBLIC_API = {
         "rodrigues", "similarity_procrustes", "apply_similarity", "weak_perspective_project",
         "rotation_6d_to_matrix", "matrix_to_rotation_6d", "matrix_to_axis_angle",
         "momentum_update", "momentum_schedule",
+        # label propagation through a feature affinity (video object segmentation)
+        "propagate_labels", "memory_frames",
     },
     "landmarkjax.metrics": {
         "NME_NORMALIZERS", "nme", "cumulative_error_distribution", "auc", "failure_rate", "pck", "mpjpe",

@@ -1,7 +1,9 @@
 """Pure `jax.numpy` operations: no Flax, no configuration, safe under `jit`, `vmap` and `grad`.
 
 Lucas-Kanade tracking (`lk_track`, `forward_backward_check`) is one jit-compiled function batched over
-landmarks and frame pairs.
+landmarks and frame pairs. `propagate_labels` carries colours or masks from memory frames to a query frame
+through a local (or global) feature affinity, in bounded memory (MAST / Zhu et al. video segmentation);
+`memory_frames` picks the reference frames of each query frame.
 
 Conventions: images `[..., H, W, C]` float32 in [0, 1]; points `[..., K, 2]` as (x, y) in pixels with pixel
 centres at integer coordinates (OpenCV); heatmaps `[..., H, W, K]`. Each function documents its shapes.
@@ -69,6 +71,10 @@ from landmarkjax.ops.ema import (
     momentum_update,
     momentum_schedule,
 )
+from landmarkjax.ops.correspondence import (
+    propagate_labels,
+    memory_frames,
+)
 
 __all__ = [
     "soft_argmax",
@@ -113,4 +119,6 @@ __all__ = [
     "matrix_to_axis_angle",
     "momentum_update",
     "momentum_schedule",
+    "propagate_labels",
+    "memory_frames",
 ]
