@@ -36,6 +36,7 @@ EXPECTED_PUBLIC_API = {
         "heatmap_mse", "multi_stage_heatmap_mse", "heatmap_targets",
         "point_distance_loss", "point_l1_loss",
         "registration_point_mask", "registration_distance", "registration_loss",
+        "spatial_softmax_nll", "equivariance_loss", "elt_matrix", "random_elt_transform",
     },
     "landmarkjax.body": {
         "SMPLModel", "SMPLOutput", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "COCOPLUS_JOINT_NAMES", "REQUIRED_KEYS",

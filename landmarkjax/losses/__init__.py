@@ -8,22 +8,30 @@ over the weighted items; a batch whose weights are all zero gives a loss of 0, n
 Families:
   * `heatmap`: heatmap MSE (per stage of a multi-stage detector) and SBR's Gaussian heatmap targets;
   * `points`: distances between corresponding points;
-  * `registration`: Supervision-by-Registration (Lucas-Kanade tracks between neighbouring frames).
-Planned families, each its own module when its method lands: equivariance (ELT), perceptual (VGG
-features), reconstruction, adversarial (factorised pose/shape priors) and body (SMPL 2D/3D losses).
+  * `registration`: Supervision-by-Registration (Lucas-Kanade tracks between neighbouring frames);
+  * `spatial`: per-landmark softmax over pixels with the NLL of the ground-truth pixel (RCN, 2016);
+  * `equivariance`: the Equivariant Landmark Transformation (ELT) loss and its random transforms.
+Planned families, each its own module when its method lands: perceptual (VGG features), reconstruction,
+adversarial (factorised pose/shape priors) and body (SMPL 2D/3D losses).
 """
 
+from landmarkjax.losses.equivariance import elt_matrix, equivariance_loss, random_elt_transform
 from landmarkjax.losses.heatmap import heatmap_mse, heatmap_targets, multi_stage_heatmap_mse
 from landmarkjax.losses.points import point_distance_loss, point_l1_loss
 from landmarkjax.losses.registration import registration_distance, registration_loss, registration_point_mask
+from landmarkjax.losses.spatial import spatial_softmax_nll
 
 __all__ = [
+    "elt_matrix",
+    "equivariance_loss",
     "heatmap_mse",
     "heatmap_targets",
     "multi_stage_heatmap_mse",
     "point_distance_loss",
     "point_l1_loss",
+    "random_elt_transform",
     "registration_distance",
     "registration_loss",
     "registration_point_mask",
+    "spatial_softmax_nll",
 ]
