@@ -37,6 +37,7 @@ EXPECTED_PUBLIC_API = {
         "point_distance_loss", "point_l1_loss",
         "registration_point_mask", "registration_distance", "registration_loss",
         "spatial_softmax_nll", "equivariance_loss", "elt_matrix", "random_elt_transform",
+        "attribute_cross_entropy", "attribute_squared_error",
     },
     "landmarkjax.body": {
         "SMPLModel", "SMPLOutput", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "COCOPLUS_JOINT_NAMES", "REQUIRED_KEYS",

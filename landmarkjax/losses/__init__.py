@@ -10,11 +10,13 @@ Families:
   * `points`: distances between corresponding points;
   * `registration`: Supervision-by-Registration (Lucas-Kanade tracks between neighbouring frames);
   * `spatial`: per-landmark softmax over pixels with the NLL of the ground-truth pixel (RCN, 2016);
+  * `attributes`: cross-entropy and squared error of attributes predicted from landmarks (2018);
   * `equivariance`: the Equivariant Landmark Transformation (ELT) loss and its random transforms.
 Planned families, each its own module when its method lands: perceptual (VGG features), reconstruction,
 adversarial (factorised pose/shape priors) and body (SMPL 2D/3D losses).
 """
 
+from landmarkjax.losses.attributes import attribute_cross_entropy, attribute_squared_error
 from landmarkjax.losses.equivariance import elt_matrix, equivariance_loss, random_elt_transform
 from landmarkjax.losses.heatmap import heatmap_mse, heatmap_targets, multi_stage_heatmap_mse
 from landmarkjax.losses.points import point_distance_loss, point_l1_loss
@@ -22,6 +24,8 @@ from landmarkjax.losses.registration import registration_distance, registration_
 from landmarkjax.losses.spatial import spatial_softmax_nll
 
 __all__ = [
+    "attribute_cross_entropy",
+    "attribute_squared_error",
     "elt_matrix",
     "equivariance_loss",
     "heatmap_mse",
