@@ -87,3 +87,19 @@ def test_training_run_end_to_end(tmp_path):
     assert [r["step"] for r in train] == [1, 2]
     for name in ("loss", "landmark_loss", "attribute_loss", "elt_loss"):
         assert all(np.isfinite(r[name]) for r in train), name
+
+
+def test_argmax_locator_reads_the_top_pixel_of_each_map():
+    config = tiny_config()
+    config.eval.locator = "argmax"
+    method = SemiSupMethod(config)
+    images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+    shapes = jax.eval_shape(method.model.init, jax.random.key(0), images)["params"]
+    rng = np.random.default_rng(1)
+    params = {"landmarks": jax.tree.map(lambda s: rng.normal(scale=0.3, size=s.shape).astype(np.float32), shapes)}
+    landmarks, logits = method.predict(params, images)
+    logits = np.asarray(logits)
+    for b in range(2):
+        for k in (0, 30, 67):
+            row, column = np.unravel_index(np.argmax(logits[b, :, :, k]), logits.shape[1:3])
+            np.testing.assert_array_equal(landmarks[b, k], [column, row])
