@@ -54,6 +54,10 @@ def test_registered_and_validates_its_config():
     with pytest.raises(ValueError, match="FACE_ATTRIBUTE_NAMES|among"):
         SemiSupMethod(config)
     config = tiny_config()
+    config.model.branch_mask = (True,)
+    with pytest.raises(ValueError, match="one bool per branch"):
+        SemiSupMethod(config)
+    config = tiny_config()
     config.model.widths = (4, 4, 4)  # stride 4
     config.data.image_size = 30
     with pytest.raises(ValueError, match=r"divisible by 2 \*\* \(branches - 1\) = 4"):
@@ -89,9 +93,10 @@ def test_training_run_end_to_end(tmp_path):
         assert all(np.isfinite(r[name]) for r in train), name
 
 
-def test_argmax_locator_reads_the_top_pixel_of_each_map():
+def test_argmax_locator_reads_the_top_pixel_of_each_map_of_the_kept_branches():
     config = tiny_config()
     config.eval.locator = "argmax"
+    config.model.branch_mask = (True, False)  # the ablation: evaluated without the coarse branch too
     method = SemiSupMethod(config)
     images = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
     shapes = jax.eval_shape(method.model.init, jax.random.key(0), images)["params"]
@@ -99,6 +104,8 @@ def test_argmax_locator_reads_the_top_pixel_of_each_map():
     params = {"landmarks": jax.tree.map(lambda s: rng.normal(scale=0.3, size=s.shape).astype(np.float32), shapes)}
     landmarks, logits = method.predict(params, images)
     logits = np.asarray(logits)
+    expected = method.model.apply({"params": params["landmarks"]}, images, branch_mask=(True, False))
+    np.testing.assert_allclose(logits, expected, rtol=1e-6)
     for b in range(2):
         for k in (0, 30, 67):
             row, column = np.unravel_index(np.argmax(logits[b, :, :, k]), logits.shape[1:3])

@@ -61,7 +61,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.widths = (16, 32, 48, 48)  # one per branch, finest first (4 branches: 64, 32, 16, 8 px)
     config.model.encoder_depth = 1
     config.model.decoder_depth = 1  # RCN decoder convolutions per branch (SumNet: per-branch convolutions)
-    config.model.train_branch_mask = config_dict.placeholder(tuple)  # e.g. (True, False, False, False)
+    # The masking ablation: one bool per branch (finest first), False drops that branch in training and
+    # evaluation, e.g. (True, False, False, False) keeps the finest branch alone; None keeps every branch.
+    config.model.branch_mask = config_dict.placeholder(tuple)
     config.model.attribute_hidden_widths = (64, 64)
 
     config.semisup = ml_collections.ConfigDict()

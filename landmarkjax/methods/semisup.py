@@ -128,8 +128,14 @@ class SemiSupMethod(SupervisedMethod):
             raise ValueError(
                 f"data.image_size must be divisible by 2 ** (branches - 1) = {stride}; got {size}."
             )
-        mask = model.get("train_branch_mask")
-        self.train_branch_mask = None if mask is None else tuple(bool(keep) for keep in mask)
+        mask = model.get("branch_mask")
+        self.branch_mask = None if mask is None else tuple(bool(keep) for keep in mask)
+        widths = tuple(model.widths)
+        if self.branch_mask is not None and (len(self.branch_mask) != len(widths) or not any(self.branch_mask)):
+            raise ValueError(
+                f"model.branch_mask must hold one bool per branch ({len(widths)}), at least one True; "
+                f"got {mask}."
+            )
         self.attribute_net = AttributeNet(
             (size, size),
             num_classes=(2,) * len(semisup.binary_attributes),
@@ -155,18 +161,17 @@ class SemiSupMethod(SupervisedMethod):
         }
         return TrainState(step=jnp.zeros([], jnp.int32), params=params, opt_state=self.optimizer.init(params))
 
-    def _logits(
-        self, params: Any, images: jnp.ndarray, branch_mask: tuple[bool, ...] | None = None
-    ) -> jnp.ndarray:
-        return self.model.apply({"params": params["landmarks"]}, images, branch_mask=branch_mask)
+    def _logits(self, params: Any, images: jnp.ndarray) -> jnp.ndarray:
+        """`[B, H, W, K]` logits of images `[B, H, W, 3]`, without the branches `model.branch_mask` drops."""
+        return self.model.apply({"params": params["landmarks"]}, images, branch_mask=self.branch_mask)
 
     def predict(
         self, params: Any, images: jnp.ndarray, locator: str | None = None
     ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """`(landmarks [B, K, 2] (x, y) image pixels, logits [B, H, W, K])` for images `[B, H, W, 3]`.
 
-        Landmarks are read with `locator` ("soft_argmax" or "argmax"; default `config.eval.locator`); every
-        branch is used (the train-time mask is an ablation of training only).
+        Landmarks are read with `locator` ("soft_argmax" or "argmax"; default `config.eval.locator`), from
+        the branches that `model.branch_mask` keeps (the masking ablation trains and tests without the others).
         """
         logits = self._logits(params, images)
         if (locator or self.config.eval.locator) == "argmax":
@@ -182,7 +187,6 @@ class SemiSupMethod(SupervisedMethod):
     ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
         """Total loss and its parts for a batch of the three streams (see the module docstring)."""
         semisup = self.config.semisup
-        mask = self.train_branch_mask
         temperature = semisup.soft_argmax_temperature
 
         images = batch[UNLABELLED_IMAGE_KEY]
@@ -203,7 +207,7 @@ class SemiSupMethod(SupervisedMethod):
         warped, _ = jax.vmap(affine_warp_image)(images, matrices)
         # One detector pass over the four groups of images (one compiled forward and backward, not four).
         groups = [batch["image"], batch[ATTRIBUTE_IMAGE_KEY], images, warped]
-        all_logits = self._logits(params, jnp.concatenate(groups), mask)
+        all_logits = self._logits(params, jnp.concatenate(groups))
         splits = np.cumsum([len(group) for group in groups])[:-1]
         logits, attribute_logits, original_logits, warped_logits = jnp.split(all_logits, splits)
 
