@@ -43,6 +43,8 @@ EXPECTED_PUBLIC_API = {
         "keypoint_2d_l1_loss", "align_by_pelvis", "joints_3d_loss", "smpl_parameter_loss", "HMR_LOSS_WEIGHTS",
         "COCOPLUS_HIP_INDICES", "SMPL_ROOT_INDICES",
         "lsgan_discriminator_loss", "lsgan_generator_loss",
+        "spatial_softmax_nll", "equivariance_loss", "elt_matrix", "random_elt_transform",
+        "attribute_cross_entropy", "attribute_squared_error",
     },
     "landmarkjax.body": {
         "SMPLModel", "SMPLOutput", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "COCOPLUS_JOINT_NAMES", "REQUIRED_KEYS",

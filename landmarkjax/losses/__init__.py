@@ -9,15 +9,19 @@ Families:
   * `heatmap`: heatmap MSE (per stage of a multi-stage detector) and SBR's Gaussian heatmap targets;
   * `points`: distances between corresponding points;
   * `registration`: Supervision-by-Registration (Lucas-Kanade tracks between neighbouring frames);
+  * `spatial`: per-landmark softmax over pixels with the NLL of the ground-truth pixel (RCN, 2016);
+  * `attributes`: cross-entropy and squared error of attributes predicted from landmarks (2018);
+  * `equivariance`: the Equivariant Landmark Transformation (ELT) loss and its random transforms;
   * `perceptual`: IMM's feature-reconstruction loss, normalised per layer by running averages that are
     passed in and returned (features come from a callable, e.g. `models.vgg.vgg_features`);
   * `body`: HMR's SMPL losses (2D keypoint L1 with visibility, pelvis-aligned 3D joints, SMPL parameters
     on rotation matrices) and their weights;
   * `adversarial`: least-squares GAN losses for a discriminator and its generator (HMR's body prior).
-Planned families, each its own module when its method lands: equivariance (ELT) and reconstruction.
+Planned: a reconstruction family when a method needs more than these.
 """
 
 from landmarkjax.losses.adversarial import lsgan_discriminator_loss, lsgan_generator_loss
+from landmarkjax.losses.attributes import attribute_cross_entropy, attribute_squared_error
 from landmarkjax.losses.body import (
     COCOPLUS_HIP_INDICES,
     HMR_LOSS_WEIGHTS,
@@ -27,30 +31,38 @@ from landmarkjax.losses.body import (
     keypoint_2d_l1_loss,
     smpl_parameter_loss,
 )
+from landmarkjax.losses.equivariance import elt_matrix, equivariance_loss, random_elt_transform
 from landmarkjax.losses.heatmap import heatmap_mse, heatmap_targets, multi_stage_heatmap_mse
 from landmarkjax.losses.perceptual import IMM_INITIAL_AVERAGES, IMM_PERCEPTUAL_LAYERS, perceptual_loss
 from landmarkjax.losses.points import point_distance_loss, point_l1_loss
 from landmarkjax.losses.registration import registration_distance, registration_loss, registration_point_mask
+from landmarkjax.losses.spatial import spatial_softmax_nll
 
 __all__ = [
+    "COCOPLUS_HIP_INDICES",
+    "HMR_LOSS_WEIGHTS",
     "IMM_INITIAL_AVERAGES",
     "IMM_PERCEPTUAL_LAYERS",
+    "SMPL_ROOT_INDICES",
+    "align_by_pelvis",
+    "attribute_cross_entropy",
+    "attribute_squared_error",
+    "elt_matrix",
+    "equivariance_loss",
     "heatmap_mse",
     "heatmap_targets",
+    "joints_3d_loss",
+    "keypoint_2d_l1_loss",
+    "lsgan_discriminator_loss",
+    "lsgan_generator_loss",
     "multi_stage_heatmap_mse",
     "perceptual_loss",
     "point_distance_loss",
     "point_l1_loss",
+    "random_elt_transform",
     "registration_distance",
     "registration_loss",
     "registration_point_mask",
-    "keypoint_2d_l1_loss",
-    "align_by_pelvis",
-    "joints_3d_loss",
     "smpl_parameter_loss",
-    "HMR_LOSS_WEIGHTS",
-    "COCOPLUS_HIP_INDICES",
-    "SMPL_ROOT_INDICES",
-    "lsgan_discriminator_loss",
-    "lsgan_generator_loss",
+    "spatial_softmax_nll",
 ]

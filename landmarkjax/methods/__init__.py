@@ -18,6 +18,7 @@ __all__ = ["METHODS", "available_methods", "build_method"]
 METHODS: dict[str, str] = {
     "supervised": "landmarkjax.methods.supervised",
     "sbr": "landmarkjax.methods.sbr",
+    "semisup": "landmarkjax.methods.semisup",
 }
 
 
