@@ -18,12 +18,15 @@ import numpy as np
 
 from landmarkjax.data.synthetic.faces import synthetic_face, synthetic_face_clip
 from landmarkjax.data.synthetic.objects import synthetic_object_video
+from landmarkjax.data.synthetic.people import synthetic_mocap, synthetic_person
 
 __all__ = [
     "MemoizedSource",
     "SyntheticFaceClipSource",
     "SyntheticFaceSource",
+    "SyntheticMocapSource",
     "SyntheticObjectVideoSource",
+    "SyntheticPeopleSource",
     "derive_seed",
 ]
 
@@ -139,6 +142,56 @@ class SyntheticObjectVideoSource(_SyntheticSource):
             f"SyntheticObjectVideoSource(num_records={self.num_records}, num_frames={self.num_frames}, "
             f"size={self.size}, num_objects={self.num_objects}, seed={self.seed})"
         )
+
+
+class SyntheticPeopleSource(_SyntheticSource):
+    """Procedural people (posed synthetic SMPL bodies) with HMR's labels, generated on the fly.
+
+    Element (see `landmarkjax.data.synthetic.people.synthetic_person`): image uint8 [S, S, 3],
+    keypoints_2d float32 [19, 2] (x, y) pixels in cocoplus order, visibility bool [19], joints_3d float32
+    [19, 3] (camera frame: x right, y down, z away; metres), mask bool [S, S], pose float32 [72]
+    (axis-angle radians, global orientation first), betas float32 [10], camera float32 [3] ([s, tx, ty],
+    normalised image units); S = `size`. The body model is `make_synthetic_smpl(model_seed)`.
+    """
+
+    def __init__(
+        self, num_records: int, size: int = 128, max_occluders: int = 2, model_seed: int = 0, seed: int = 0
+    ):
+        super().__init__(num_records, seed)
+        self.size = _check_positive("size", size)
+        if int(max_occluders) != max_occluders or max_occluders < 0:
+            raise ValueError(f"max_occluders must be a non-negative integer, got {max_occluders!r}.")
+        self.max_occluders = int(max_occluders)
+        if int(model_seed) != model_seed or model_seed < 0:
+            raise ValueError(f"model_seed must be a non-negative integer, got {model_seed!r}.")
+        self.model_seed = int(model_seed)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return synthetic_person(
+            self._record_seed(index), self.size, model_seed=self.model_seed, max_occluders=self.max_occluders
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SyntheticPeopleSource(num_records={self.num_records}, size={self.size}, "
+            f"max_occluders={self.max_occluders}, model_seed={self.model_seed}, seed={self.seed})"
+        )
+
+
+class SyntheticMocapSource(_SyntheticSource):
+    """The "mocap" poses and shapes for HMR's adversarial prior, generated on the fly.
+
+    Element i is `landmarkjax.data.synthetic.people.synthetic_mocap(seed, i)`: pose float32 [72]
+    (axis-angle radians, global orientation first) and betas float32 [10], from the same distribution as
+    `SyntheticPeopleSource(seed=seed)`'s bodies but on a separate seed stream, so never their poses.
+    """
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        self._record_seed(index)  # range check
+        return synthetic_mocap(self.seed, int(index))
+
+    def __repr__(self) -> str:
+        return f"SyntheticMocapSource(num_records={self.num_records}, seed={self.seed})"
 
 
 class MemoizedSource:

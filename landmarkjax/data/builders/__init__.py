@@ -11,6 +11,7 @@ from landmarkjax.data.builders.davis2017 import Davis2017
 from landmarkjax.data.builders.face300w import Face300w
 from landmarkjax.data.builders.synthetic_faces import SyntheticFaces, SyntheticFacesConfig
 from landmarkjax.data.builders.synthetic_objects import SyntheticObjects, SyntheticObjectsConfig
+from landmarkjax.data.builders.synthetic_people import SyntheticPeople, SyntheticPeopleConfig
 
 __all__ = [
     "CelebaMafl",
@@ -20,5 +21,7 @@ __all__ = [
     "SyntheticFacesConfig",
     "SyntheticObjects",
     "SyntheticObjectsConfig",
+    "SyntheticPeople",
+    "SyntheticPeopleConfig",
     "build_dataset",
 ]

@@ -1,5 +1,5 @@
-"""Procedural data with exact ground truth: faces with 68 landmarks (images and clips), multi-object videos and
-posed, rendered SMPL bodies with HMR's labels."""
+"""Procedural data with exact ground truth: faces with 68 landmarks (images and clips), multi-object
+videos and posed, rendered SMPL bodies with HMR's labels."""
 
 from landmarkjax.data.synthetic.faces import (
     FACE_ATTRIBUTE_NAMES,
