@@ -14,7 +14,9 @@ from landmarkjax.data.tfds_source import TfdsSource
 def test_people_source_follows_the_source_conventions():
     source = SyntheticPeopleSource(3, size=16, max_occluders=1, seed=5)
     assert len(source) == 3
-    assert repr(source) == "SyntheticPeopleSource(num_records=3, size=16, max_occluders=1, model_seed=0, seed=5)"
+    assert repr(source) == (
+        "SyntheticPeopleSource(num_records=3, size=16, max_occluders=1, model_seed=0, seed=5)"
+    )
     element = source[2]
     expected = synthetic_person(derive_seed(5, 2), 16, max_occluders=1)
     assert set(element) == set(expected)
