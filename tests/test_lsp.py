@@ -49,7 +49,8 @@ def test_reader_recovers_the_annotations_and_their_visibility(tmp_path, variant)
         np.testing.assert_array_equal(element["visibility"][:14], visible[i])
         assert not element["visibility"][14:].any()
     copy = pickle.loads(pickle.dumps(source))
-    assert repr(copy) == repr(source) == f"LspSource(root={str(tmp_path)!r}, split='all', variant={variant!r})"
+    expected = f"LspSource(root={str(tmp_path)!r}, split='all', variant={variant!r})"
+    assert repr(copy) == repr(source) == expected
     np.testing.assert_array_equal(copy[1]["image"], images[1])
 
 
