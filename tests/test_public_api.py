@@ -18,6 +18,7 @@ EXPECTED_PUBLIC_API = {
         # thin-plate splines
         "ThinPlateSpline", "tps_fit", "tps_warp_points", "tps_invert_points", "pixels_to_normalized",
         "normalized_to_pixels", "tps_warp_image", "tps_carry_points", "control_grid", "random_tps",
+        "IMM_TARGET_TPS", "IMM_SOURCE_TPS", "tps_image_pair",
         # pyramids and Lucas-Kanade tracking
         "pyramid_downsample", "gaussian_pyramid", "lk_track", "forward_backward_check",
         # colour, geometry, momentum

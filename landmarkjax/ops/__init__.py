@@ -43,6 +43,9 @@ from landmarkjax.ops.tps import (
     tps_carry_points,
     control_grid,
     random_tps,
+    IMM_TARGET_TPS,
+    IMM_SOURCE_TPS,
+    tps_image_pair,
 )
 from landmarkjax.ops.pyramid import (
     pyramid_downsample,
@@ -104,6 +107,9 @@ __all__ = [
     "tps_carry_points",
     "control_grid",
     "random_tps",
+    "IMM_TARGET_TPS",
+    "IMM_SOURCE_TPS",
+    "tps_image_pair",
     "pyramid_downsample",
     "gaussian_pyramid",
     "lk_track",

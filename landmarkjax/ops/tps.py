@@ -15,6 +15,7 @@ at `tps_carry_points(f, q, ...)` in the warped image.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -36,6 +37,9 @@ __all__ = [
     "tps_carry_points",
     "control_grid",
     "random_tps",
+    "IMM_TARGET_TPS",
+    "IMM_SOURCE_TPS",
+    "tps_image_pair",
 ]
 
 
@@ -357,3 +361,58 @@ def _sample_tps(
     # Rows multiply 1, x, y: f_x = t_x + cos x + sin y, f_y = t_y - sin x + cos y (the authors' layout).
     affine = jnp.stack([translation, jnp.stack([cos, -sin]), jnp.stack([sin, cos])])
     return ThinPlateSpline(control_points, kernel_weights, affine)
+
+
+#: Jakab et al.'s TPS for the TARGET image x' of an IMM pair (keyword arguments of `random_tps`).
+IMM_TARGET_TPS = dict(rotation_std=0.0, scale_std=0.0, translation_std=0.1, warp_std=(0.001, 0.005))
+#: Jakab et al.'s TPS for the SOURCE image x, applied on top of the target (rotation 5 degrees in radians).
+IMM_SOURCE_TPS = dict(rotation_std=math.radians(5.0), scale_std=0.1, translation_std=0.1, warp_std=(0.001, 0.01))
+
+
+def tps_image_pair(
+    key: jax.Array,
+    image: jnp.ndarray,
+    *,
+    grid_size: int = 10,
+    target_tps: dict | None = None,
+    source_tps: dict | None = None,
+) -> dict[str, jnp.ndarray]:
+    """An IMM training pair from one image by the authors' two-stage random TPS, with validity masks.
+
+    Stage 1 warps `image` by a random TPS drawn with `target_tps` (default `IMM_TARGET_TPS`) into the target
+    x'; stage 2 warps x' by a second random TPS drawn with `source_tps` (default `IMM_SOURCE_TPS`: rotation,
+    scale, translation, a stronger warp) into the source x. Both warps are bilinear backward samplings
+    (`tps_warp_image`, zero fill outside). A pixel is valid when every sample it was interpolated from lies
+    inside the image it was read from: `target_valid` is stage 1's mask; `source_valid` is stage 2's mask
+    AND the bilinear interpolation of `target_valid` at the same positions being 1 (so a source pixel that
+    mixes in any empty target pixel is invalid). IMM masks its reconstruction loss of x' with
+    `target_valid`. All stds zero (`random_tps` with zeros) give x = x' = image and all-valid masks.
+
+    Pure jnp with an explicit key, so it runs inside the jitted train step on the whole batch (`jax.vmap`
+    over split keys): the TPS solve and the bilinear sampling are vectorised there, fresh warps are drawn
+    every step from the step's key, and the data pipeline stays the plain face crop.
+
+    Args:
+      key: a `jax.random` key.
+      image: `[H, W, C]` float image (H, W >= 2).
+      grid_size: control points per side of both splines (authors: 10).
+      target_tps, source_tps: keyword arguments of `random_tps` (rotation_std radians, scale_std,
+        translation_std and warp_std in normalised [-1, 1] units).
+
+    Returns:
+      {"source": `[H, W, C]` x, "target": `[H, W, C]` x', "source_valid": `[H, W]` float32 in {0, 1},
+       "target_valid": `[H, W]` float32 in {0, 1}}.
+    """
+    image = jnp.asarray(image)
+    if image.ndim != 3:
+        raise ValueError(f"image must have shape [H, W, C] (vmap for batches), got {image.shape}")
+    target_key, source_key = jax.random.split(key)
+    target_spline = random_tps(target_key, grid_size=grid_size, **(target_tps or IMM_TARGET_TPS))
+    source_spline = random_tps(source_key, grid_size=grid_size, **(source_tps or IMM_SOURCE_TPS))
+    target, target_valid = tps_warp_image(image, target_spline)
+    target_valid = target_valid.astype(jnp.float32)
+    stacked = jnp.concatenate([target, target_valid[..., None]], axis=-1)
+    warped, inside = tps_warp_image(stacked, source_spline)
+    source, carried_valid = warped[..., :-1], warped[..., -1]
+    source_valid = (inside & (carried_valid >= 1.0 - 1e-5)).astype(jnp.float32)
+    return {"source": source, "target": target, "source_valid": source_valid, "target_valid": target_valid}
