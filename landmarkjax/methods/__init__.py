@@ -19,6 +19,7 @@ METHODS: dict[str, str] = {
     "supervised": "landmarkjax.methods.supervised",
     "sbr": "landmarkjax.methods.sbr",
     "semisup": "landmarkjax.methods.semisup",
+    "vos": "landmarkjax.methods.vos",
 }
 
 
