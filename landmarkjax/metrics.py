@@ -11,6 +11,7 @@ Shapes and arguments are checked before tracing, so bad input raises a `ValueErr
 | `pck` | fraction of keypoints within a (scaled) distance | MPI-INF-3DHP, 2D pose |
 | `mpjpe`, `pa_mpjpe` | 3D joint error after root or similarity alignment | Human3.6M (hmr) |
 | `region_jaccard`, `boundary_f` | DAVIS J and F | DAVIS-2017 (vos) |
+| `davis_statistics` | DAVIS mean, recall and decay of a per-frame J or F sequence | DAVIS-2017 (vos) |
 | `jitter` | mean landmark acceleration over a clip | video stability (sbr) |
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import Union
 
@@ -49,6 +51,7 @@ __all__ = [
     "pa_mpjpe",
     "region_jaccard",
     "boundary_f",
+    "davis_statistics",
     "jitter",
 ]
 
@@ -582,6 +585,37 @@ def _boundary_f(pred_mask: jax.Array, gt_mask: jax.Array, radius: int) -> jax.Ar
 
 # ----------------------------------------------------------------------------------------------------------
 # Video stability.
+
+
+def davis_statistics(per_frame: ArrayLike) -> tuple[float, float, float]:
+    """DAVIS's mean, recall and decay of one object's per-frame J (or F) values (`db_statistics`).
+
+    As the DAVIS-2017 evaluation code: mean = nanmean(x); recall = nanmean(x > 0.5); decay = nanmean of the
+    first quarter minus nanmean of the last quarter, the quarters being the 4 bins
+    x[ids[i] : ids[i + 1] + 1] with ids = round(linspace(1, n, 5) + 1e-10) - 1 (neighbouring bins share
+    their end frame). The semi-supervised protocol passes the frames without the first (given) and the
+    last one. Host-side numpy (the bins depend on n), not for use under `jax.jit`.
+
+    Args:
+      per_frame: [n] J or F of one object in n >= 1 frames, in frame order (NaN frames are ignored).
+
+    Returns:
+      (mean, recall, decay) as Python floats.
+
+    Raises:
+      ValueError: if `per_frame` is not a non-empty 1-D sequence.
+    """
+    values = np.asarray(per_frame, np.float64)
+    if values.ndim != 1 or values.size < 1:
+        raise ValueError(f"per_frame must have shape [n] with n >= 1, got {values.shape}")
+    ids = (np.round(np.linspace(1, values.size, 5) + 1e-10) - 1).astype(np.int64)
+    bins = [values[ids[i] : ids[i + 1] + 1] for i in range(4)]
+    with warnings.catch_warnings():  # all-NaN bins give NaN, as in DAVIS, without a warning
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        mean = float(np.nanmean(values))
+        recall = float(np.nanmean(np.where(np.isnan(values), np.nan, values > 0.5)))
+        decay = float(np.nanmean(bins[0]) - np.nanmean(bins[3]))
+    return mean, recall, decay
 
 
 def jitter(landmarks: ArrayLike, normalizer: ArrayLike | None = None) -> jax.Array:

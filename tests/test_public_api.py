@@ -31,7 +31,7 @@ EXPECTED_PUBLIC_API = {
     },
     "landmarkjax.metrics": {
         "NME_NORMALIZERS", "nme", "cumulative_error_distribution", "auc", "failure_rate", "pck", "mpjpe",
-        "pa_mpjpe", "region_jaccard", "boundary_f", "jitter",
+        "pa_mpjpe", "region_jaccard", "boundary_f", "davis_statistics", "jitter",
     },
     "landmarkjax.inference": {
         "FaceLandmarks", "crop_faces", "draw_landmarks_on_image", "load_image", "predict_landmarks",

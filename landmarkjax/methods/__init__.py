@@ -20,6 +20,7 @@ METHODS: dict[str, str] = {
     "sbr": "landmarkjax.methods.sbr",
     "semisup": "landmarkjax.methods.semisup",
     "imm": "landmarkjax.methods.imm",
+    "vos": "landmarkjax.methods.vos",
 }
 
 
