@@ -135,7 +135,8 @@ def test_a_step_updates_the_running_averages_as_stated():
     assert int(new_state.step) == 1
 
 
-@pytest.mark.parametrize("perceptual", ["pixel", "vgg_random"])
+# The VGG case checks that the frozen network stays out of the checkpoint; the pixel case costs as much.
+@pytest.mark.parametrize("perceptual", [pytest.param("pixel", marks=pytest.mark.slow), "vgg_random"])
 def test_two_steps_end_to_end_report_nme(tmp_path, perceptual):
     config = tiny_config(perceptual)
     config.checkpoint_every = 2
@@ -150,6 +151,7 @@ def test_two_steps_end_to_end_report_nme(tmp_path, perceptual):
     assert not any("conv1_2" in path or "vgg" in path for path in layout)  # the frozen VGG is not saved
 
 
+@pytest.mark.slow  # ~16 s on 2 cores, mostly compiling the step
 def test_video_pairs_and_a_vgg_file_end_to_end(tmp_path):
     _write_vgg16_npz(tmp_path / "vgg_partial.npz", seed=1)
     config = tiny_config("vgg_file")

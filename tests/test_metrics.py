@@ -515,7 +515,7 @@ def test_bad_input_raises_under_jit():
 def test_public_surface():
     assert set(metrics.__all__) == {
         "NME_NORMALIZERS", "nme", "cumulative_error_distribution", "auc", "failure_rate", "pck", "mpjpe",
-        "pa_mpjpe", "region_jaccard", "boundary_f", "jitter",
+        "pa_mpjpe", "region_jaccard", "boundary_f", "jitter", "davis_statistics",
     }
     for name in set(metrics.__all__) - {"NME_NORMALIZERS"}:
         assert "Args:" in getattr(metrics, name).__doc__

@@ -103,6 +103,7 @@ def test_channel_dropout_drops_exactly_one_of_a_and_b_and_rescales_the_rest():
     np.testing.assert_allclose(normalized_lab(rgb), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # ~25 s on 2 cores (compiles two train steps)
 def test_momentum_encoder_is_the_ema_of_the_online_encoder():
     momentum = 0.75
     method = VosMethod(tiny_config(momentum=momentum))
