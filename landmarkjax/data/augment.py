@@ -31,6 +31,7 @@ __all__ = [
     "RandomVideoCrop",
     "augment_face",
     "color_jitter",
+    "face_augmentation",
     "face_crop_matrix",
     "sample_face_augmentation",
     "transform_points",
@@ -384,6 +385,36 @@ class RandomFaceAugment(grain.transforms.RandomMap):
 
     def __repr__(self) -> str:
         return f"RandomFaceAugment({self.config})"
+
+
+def face_augmentation(data: Any, *, scale: int = 1, attribute_names: tuple[str, ...] = ()) -> RandomFaceAugment:
+    """The training augmentation that a face config's `data` section describes.
+
+    Args:
+      data: a config's `data` section: `image_size`, `crop_margin` and `augment` (`scale_range`,
+        `max_rotation`, `max_shift`, `flip_probability`, `colour_jitter` for brightness, contrast and
+        saturation alike).
+      scale: crops `scale * data.image_size` pixels wide (SBR tracks on larger clips than it detects on).
+      attribute_names: the elements' attribute names, so that mirroring and rotation update them.
+
+    Returns:
+      a `RandomFaceAugment` (one draw per element: for a clip, the same for all of its frames).
+    """
+    augment = data.augment
+    return RandomFaceAugment(
+        FaceAugmentConfig(
+            output_size=data.image_size * scale,
+            margin=data.crop_margin,
+            scale_range=tuple(augment.scale_range),
+            max_rotation=augment.max_rotation,
+            max_shift=augment.max_shift,
+            flip_probability=augment.flip_probability,
+            brightness=augment.colour_jitter,
+            contrast=augment.colour_jitter,
+            saturation=augment.colour_jitter,
+            attribute_names=tuple(attribute_names),
+        )
+    )
 
 
 class CropFace(grain.transforms.Map):

@@ -25,7 +25,7 @@ rate per split, no jitter); the unlabelled clips stay synthetic, the only video 
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +34,7 @@ import numpy as np
 
 from landmarkjax import losses, metrics
 from landmarkjax.data import face_sources
-from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
+from landmarkjax.data.augment import CropFace, RandomFaceAugment, face_augmentation
 from landmarkjax.data.pipeline import make_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource
 from landmarkjax.data.visualize import draw_landmarks
@@ -55,20 +55,7 @@ def clip_augmentation(data: ml_collections.ConfigDict, scale: int = 1) -> Random
     """The random crop, rotation, scale, mirroring and colour jitter of `data.augment` for clips: one draw
     per clip, applied to all of its frames, so the motion between frames is kept. The crops are
     `scale * data.image_size` pixels wide."""
-    augment = data.augment
-    return RandomFaceAugment(
-        FaceAugmentConfig(
-            output_size=data.image_size * scale,
-            margin=data.crop_margin,
-            scale_range=tuple(augment.scale_range),
-            max_rotation=augment.max_rotation,
-            max_shift=augment.max_shift,
-            flip_probability=augment.flip_probability,
-            brightness=augment.colour_jitter,
-            contrast=augment.colour_jitter,
-            saturation=augment.colour_jitter,
-        )
-    )
+    return face_augmentation(data, scale=scale)
 
 
 class SBRMethod(SupervisedMethod):

@@ -25,17 +25,16 @@ rotations); evaluation is the supervised method's (NME inter-ocular, AUC, failur
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from landmarkjax import losses
 from landmarkjax.data import face_sources
-from landmarkjax.data.augment import FaceAugmentConfig, RandomFaceAugment
+from landmarkjax.data.augment import RandomFaceAugment, face_augmentation
 from landmarkjax.data.pipeline import make_loader
 from landmarkjax.data.synthetic import FACE_ATTRIBUTE_NAMES
 from landmarkjax.methods.supervised import SupervisedMethod
@@ -43,7 +42,7 @@ from landmarkjax.models.attributes import AttributeNet
 from landmarkjax.models.rcn import RCN, SumNet
 from landmarkjax.ops.heatmaps import soft_argmax
 from landmarkjax.ops.warps import affine_warp_image, affine_warp_points
-from landmarkjax.training.method import Method, TrainState, apply_gradients, mean_over_axis
+from landmarkjax.training.method import Method, TrainState, gradient_step
 from landmarkjax.training.optimizers import make_optimizer
 from landmarkjax.training.streams import Streams
 
@@ -254,30 +253,10 @@ class SemiSupMethod(SupervisedMethod):
         axis_name: str | None = None,
     ) -> tuple[TrainState, dict[str, jax.Array]]:
         del frozen, phase
-        (loss, parts), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(state.params, batch, rng)
-        grads = mean_over_axis(grads, axis_name)
-        new_state = apply_gradients(state, grads, self.optimizer).replace(step=state.step + 1)
-        step_metrics = mean_over_axis({"loss": loss, **parts}, axis_name)
-        step_metrics["grad_norm"] = optax.tree.norm(grads)
-        return new_state, step_metrics
+        return gradient_step(state, self.loss_fn, self.optimizer, batch, rng, axis_name=axis_name)
 
     def _augment(self) -> RandomFaceAugment:
-        data = self.config.data
-        augment = data.augment
-        return RandomFaceAugment(
-            FaceAugmentConfig(
-                output_size=data.image_size,
-                margin=data.crop_margin,
-                scale_range=tuple(augment.scale_range),
-                max_rotation=augment.max_rotation,
-                max_shift=augment.max_shift,
-                flip_probability=augment.flip_probability,
-                brightness=augment.colour_jitter,
-                contrast=augment.colour_jitter,
-                saturation=augment.colour_jitter,
-                attribute_names=FACE_ATTRIBUTE_NAMES,
-            )
-        )
+        return face_augmentation(self.config.data, attribute_names=FACE_ATTRIBUTE_NAMES)
 
     def stream_sizes(self) -> dict[str, int]:
         """Training faces per stream: {"labelled": ceil(S N), "attributes": ceil(M N), "unlabelled": N}."""

@@ -17,11 +17,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from landmarkjax import losses, metrics
 from landmarkjax.data import face_sources
-from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
+from landmarkjax.data.augment import CropFace, face_augmentation
 from landmarkjax.data.pipeline import make_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource, SyntheticFaceSource
 from landmarkjax.data.visualize import draw_landmarks
@@ -29,7 +28,7 @@ from landmarkjax.face_layout import NUM_FACE_LANDMARKS
 from landmarkjax.losses import heatmap_targets
 from landmarkjax.models.cpm import CPM
 from landmarkjax.ops.heatmaps import LOCATORS, locate_landmarks
-from landmarkjax.training.method import EvalContext, Method, TrainState, apply_gradients, mean_over_axis
+from landmarkjax.training.method import EvalContext, Method, TrainState, gradient_step
 from landmarkjax.training.optimizers import make_optimizer
 
 __all__ = [
@@ -157,12 +156,7 @@ class SupervisedMethod(Method):
         axis_name: str | None = None,
     ) -> tuple[TrainState, dict[str, jax.Array]]:
         del rng, frozen, phase  # augmentation happens in the data pipeline; the step is deterministic
-        (loss, parts), grads = jax.value_and_grad(self.objective, has_aux=True)(state.params, batch)
-        grads = mean_over_axis(grads, axis_name)
-        new_state = apply_gradients(state, grads, self.optimizer).replace(step=state.step + 1)
-        step_metrics = mean_over_axis({"loss": loss, **parts}, axis_name)
-        step_metrics["grad_norm"] = optax.tree.norm(grads)
-        return new_state, step_metrics
+        return gradient_step(state, self.objective, self.optimizer, batch, axis_name=axis_name)
 
     def eval_step(
         self, state: TrainState, batch: Mapping[str, jax.Array], frozen: Any
@@ -215,19 +209,7 @@ class SupervisedMethod(Method):
 
     def train_loader(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
         data = self.config.data
-        augment = RandomFaceAugment(
-            FaceAugmentConfig(
-                output_size=data.image_size,
-                margin=data.crop_margin,
-                scale_range=tuple(data.augment.scale_range),
-                max_rotation=data.augment.max_rotation,
-                max_shift=data.augment.max_shift,
-                flip_probability=data.augment.flip_probability,
-                brightness=data.augment.colour_jitter,
-                contrast=data.augment.colour_jitter,
-                saturation=data.augment.colour_jitter,
-            )
-        )
+        augment = face_augmentation(data)
         loader = make_loader(
             self._source(data.train_split),
             batch_size=batch_size,

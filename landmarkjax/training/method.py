@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import flax
 import jax
@@ -56,6 +56,7 @@ __all__ = [
     "Phase",
     "TrainState",
     "apply_gradients",
+    "gradient_step",
     "init_optimizer_states",
     "is_loss_name",
     "mean_over_axis",
@@ -121,6 +122,28 @@ def apply_gradients(
     return state.replace(
         params={**state.params, part: params}, opt_state={**state.opt_state, part: opt_state}
     )
+
+
+def gradient_step(
+    state: TrainState,
+    objective: Callable[..., tuple[jax.Array, dict[str, jax.Array]]],
+    optimizer: optax.GradientTransformation,
+    *args: Any,
+    axis_name: str | None = None,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimiser step on `objective(params, *args) -> (loss, parts)`: the body of most train steps.
+
+    Gradients (and the reported metrics) are averaged over `axis_name` when it is set (`jax.pmap`).
+
+    Returns:
+      The state one step on, and the metrics `{"loss", **parts, "grad_norm"}` (scalars).
+    """
+    (loss, parts), grads = jax.value_and_grad(objective, has_aux=True)(state.params, *args)
+    grads = mean_over_axis(grads, axis_name)
+    new_state = apply_gradients(state, grads, optimizer).replace(step=state.step + 1)
+    metrics = mean_over_axis({"loss": loss, **parts}, axis_name)
+    metrics["grad_norm"] = optax.tree.norm(grads)
+    return new_state, metrics
 
 
 def mean_over_axis(tree: Any, axis_name: str | None) -> Any:
