@@ -13,8 +13,9 @@ can be stopped and started again.
 Nothing is tuned: the loss weights are the config's defaults (landmark 1, attributes 1, ELT 0.01), fixed in
 advance, and every run trains for the same number of steps and is evaluated once, at its last step, on the
 256 test faces (no checkpoint or weight is selected on the test split). `--steps`, `--image_size`,
-`--widths`, `--batch_size` set the scale shared by every row (the defaults, 48 px, RCN widths 8/16/24/24, 500
-steps of batch 8, take 3-5 minutes a run on a shared 2-core CPU: the 5 % rows, 2 x 3 runs, in about 22 minutes) and are part of every printed command.
+`--widths`, `--batch_size` set the scale shared by every row and are part of every printed command (the
+defaults, 48 px, RCN widths 8/16/24/24, 500 steps of batch 8, take 3-5 minutes a run on a shared 2-core CPU:
+the 5 % rows, 2 x 3 runs, in about 22 minutes).
 """
 
 from __future__ import annotations
