@@ -1,0 +1,104 @@
+"""Turns experiments/semisup/results.jsonl (written by run_table.py) into the markdown table.
+
+    PYTHONPATH=$PWD python experiments/semisup/make_table.py > experiments/semisup/TABLE.md
+
+One line per row: mean +- std (sample std, ddof=1) over the seeds found, the number of seeds, and the row's
+command (seed 0's; the others differ only in --config.seed and --workdir). For the key comparison (+ ELT +
+attributes against supervised only, both at 5 % landmark labels) it adds a paired bootstrap 95 % interval of
+the NME difference: seeds paired by seed, faces paired by index (the same 256 test faces), resampling seeds and
+faces with replacement (10,000 draws).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from run_table import RESULTS, table_rows  # noqa: E402
+
+METRICS = (("nme", "NME", 4), ("auc@0.08", "AUC@0.08", 3), ("failure_rate@0.08", "failure @0.08", 3))
+
+
+def load(path: str) -> dict[str, dict[int, dict]]:
+    runs: dict[str, dict[int, dict]] = collections.defaultdict(dict)
+    with open(path) as file:
+        for line in file:
+            if line.strip():
+                record = json.loads(line)
+                runs[record["row"]][record["seed"]] = record  # a rerun of a seed replaces the older line
+    return runs
+
+
+def mean_std(values: list[float], digits: int) -> str:
+    values = np.asarray(values, np.float64)
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} +- {values.std(ddof=1):.{digits}f}"
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, draws: int = 10000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a - b and its 95 % interval; a, b [seeds, faces], resampling seeds and faces (paired)."""
+    diff = a - b
+    rng = np.random.default_rng(seed)
+    num_seeds, num_faces = diff.shape
+    seeds = rng.integers(0, num_seeds, size=(draws, num_seeds))
+    faces = rng.integers(0, num_faces, size=(draws, num_faces))
+    means = np.array([diff[s][:, f].mean() for s, f in zip(seeds, faces)])
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(diff.mean()), float(low), float(high)
+
+
+def table(runs: dict[str, dict[int, dict]]) -> str:
+    rows = table_rows()
+    scales = sorted({record["scale"] for seeds in runs.values() for record in seeds.values()})
+    lines = [
+        "| run | seeds | NME (inter-ocular) | AUC@0.08 | failure @0.08 | command (seed 0) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row, (label, _) in rows.items():
+        if row not in runs:
+            continue
+        records = [runs[row][seed] for seed in sorted(runs[row])]
+        cells = [mean_std([r["metrics"][key] for r in records], digits) for key, _, digits in METRICS]
+        lines.append(f"| {label} | {len(records)} | " + " | ".join(cells) + f" | `{records[0]['command']}` |")
+    out = ["Scale: " + "; ".join(scales) + " (synthetic faces, 68 points, 256 test faces; seeds 0..n-1).", ""]
+    out += lines
+    if "sup5" in runs and "both5" in runs:
+        seeds = sorted(set(runs["sup5"]) & set(runs["both5"]))
+        if seeds:
+            supervised = np.array([runs["sup5"][s]["per_face_nme"] for s in seeds])
+            both = np.array([runs["both5"][s]["per_face_nme"] for s in seeds])
+            mean, low, high = paired_bootstrap(both, supervised)
+            out += [
+                "",
+                f"Key comparison, 5 % landmarks: NME(+ ELT + attributes) - NME(supervised only) = {mean:+.4f}, "
+                f"paired bootstrap 95 % interval [{low:+.4f}, {high:+.4f}] over {len(seeds)} seeds x "
+                f"{supervised.shape[1]} test faces (negative: ELT + attributes is better).",
+            ]
+            if "sup100" in runs:
+                full = np.mean([r["metrics"]["nme"] for r in runs["sup100"].values()])
+                gap = supervised.mean() - full
+                out.append(
+                    f"Gap closed toward 100 % labels (supervised only, NME {full:.4f}): "
+                    f"{-mean / gap * 100:.0f} % of {gap:.4f}."
+                )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", default=RESULTS)
+    args = parser.parse_args(argv)
+    print(table(load(args.results)), end="")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

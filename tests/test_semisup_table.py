@@ -1,0 +1,49 @@
+"""experiments/semisup: every row's printed train.py command builds the config the script trains, and the
+table's paired bootstrap."""
+
+import pathlib
+import shlex
+import sys
+
+import numpy as np
+from absl import flags
+from ml_collections import config_flags
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "experiments" / "semisup"))
+
+import make_table  # noqa: E402
+import run_table  # noqa: E402
+
+
+def _config_from_command(command: str, monkeypatch):
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "train.py"]
+    argv = ["train.py"] + [arg.replace("--config=", f"--config={ROOT}/") for arg in argv[2:]]
+    monkeypatch.setattr(sys, "argv", argv)  # config_flags reads the overrides from sys.argv, as in train.py
+    flag_values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "config", flag_values=flag_values)
+    flags.DEFINE_string("workdir", None, "", flag_values=flag_values)
+    flags.DEFINE_bool("progress", True, "", flag_values=flag_values)
+    flag_values(argv)
+    return flag_values.config
+
+
+def test_every_command_builds_the_trained_config(monkeypatch):
+    args = run_table.argparse.Namespace(image_size=48, widths=(8, 16, 24, 24), steps=500, batch_size=8)
+    scale = run_table.scale_overrides(args)
+    for row, (_, row_overrides) in run_table.table_rows().items():
+        overrides = {**row_overrides, **scale, "seed": 2}
+        command = run_table.command(overrides, f"workdir/{row}")
+        parsed = _config_from_command(command, monkeypatch)
+        assert parsed.to_dict() == run_table.make_config(overrides).to_dict(), row
+
+
+def test_paired_bootstrap_interval_covers_a_constant_shift_and_orders_its_ends():
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.05, 0.1, size=(3, 64))
+    mean, low, high = make_table.paired_bootstrap(b - 0.01, b, draws=500)
+    np.testing.assert_allclose([mean, low, high], [-0.01, -0.01, -0.01], atol=1e-9)
+    noisy = b + rng.normal(0.0, 0.01, size=b.shape)
+    mean, low, high = make_table.paired_bootstrap(noisy, b, draws=500)
+    assert low < mean < high
