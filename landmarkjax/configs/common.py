@@ -7,8 +7,9 @@ A method config starts from `training_config(...)` and adds its own `data`, `mod
 from __future__ import annotations
 
 import ml_collections
+from ml_collections import config_dict
 
-__all__ = ["training_config", "optimizer_config"]
+__all__ = ["face_data_config", "training_config", "optimizer_config"]
 
 
 def training_config(
@@ -68,3 +69,32 @@ def optimizer_config(
             grad_clip_norm=grad_clip_norm,
         )
     )
+
+
+def face_data_config() -> ml_collections.ConfigDict:
+    """The `data` section of the face-landmark configs (supervised, SBR, semisup): which faces, the crop
+    around the face box, the synthetic faces' counts and seeds, and the training augmentation."""
+    data = ml_collections.ConfigDict()
+    # "synthetic" (faces drawn on the fly) or a dataset built by landmarkjax.data.builders.build_dataset:
+    # "face300w" (68 points), "celeba_mafl" (5 points), "synthetic_faces": landmarkjax/data/face_sources.py.
+    data.source = "synthetic"
+    data.tfds_data_dir = config_dict.placeholder(str)  # where it was built (not for "synthetic")
+    data.tfds_config = config_dict.placeholder(str)  # builder config (synthetic_faces: "image_64")
+    data.train_split = "train"
+    data.eval_split = config_dict.placeholder(str)  # None: "full" for face300w, "test" otherwise
+    # Also evaluated, metrics prefixed "<split>/"; None: ("common", "challenging") for face300w, () otherwise.
+    data.extra_eval_splits = config_dict.placeholder(tuple)
+    data.image_size = 64  # network input, pixels (a crop around the face box)
+    data.source_size = 128  # side of the generated synthetic images (cropped to image_size)
+    data.crop_margin = 0.25  # context around the face box, fraction of its longer side
+    data.num_train = 1024
+    data.num_test = 256
+    data.train_seed = 0
+    data.test_seed = 1  # a different seed: test faces are never training faces
+    data.augment = ml_collections.ConfigDict()
+    data.augment.scale_range = (0.9, 1.1)
+    data.augment.max_rotation = 15.0  # degrees
+    data.augment.max_shift = 0.05  # fraction of the crop
+    data.augment.flip_probability = 0.5
+    data.augment.colour_jitter = 0.2
+    return data

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
-from landmarkjax.configs.common import optimizer_config, training_config
+from landmarkjax.configs.common import face_data_config, optimizer_config, training_config
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -35,26 +35,9 @@ def get_config() -> ml_collections.ConfigDict:
         best_mode="min",
     )
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "synthetic"  # the attributes used here are the synthetic faces' (FACE_ATTRIBUTE_NAMES)
-    config.data.tfds_data_dir = config_dict.placeholder(str)
-    config.data.tfds_config = config_dict.placeholder(str)
-    config.data.train_split = "train"
-    config.data.eval_split = config_dict.placeholder(str)
-    config.data.extra_eval_splits = config_dict.placeholder(tuple)
-    config.data.image_size = 64  # network input, pixels; divisible by 2 ** (number of branches - 1)
-    config.data.source_size = 128
-    config.data.crop_margin = 0.25
-    config.data.num_train = 1024
-    config.data.num_test = 256
-    config.data.train_seed = 0
-    config.data.test_seed = 1
-    config.data.augment = ml_collections.ConfigDict()
-    config.data.augment.scale_range = (0.9, 1.1)
-    config.data.augment.max_rotation = 15.0  # degrees
-    config.data.augment.max_shift = 0.05  # fraction of the crop
-    config.data.augment.flip_probability = 0.5
-    config.data.augment.colour_jitter = 0.2
+    # The attributes used here are the synthetic faces' (FACE_ATTRIBUTE_NAMES); 64 px is divisible by
+    # 2 ** (number of branches - 1).
+    config.data = face_data_config()
 
     config.model = ml_collections.ConfigDict()
     config.model.architecture = "rcn"  # or "sumnet"

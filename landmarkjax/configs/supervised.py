@@ -20,9 +20,8 @@ On 300-W (68 points; NME on `full`, `common` and `challenging`), once built with
 from __future__ import annotations
 
 import ml_collections
-from ml_collections import config_dict
 
-from landmarkjax.configs.common import optimizer_config, training_config
+from landmarkjax.configs.common import face_data_config, optimizer_config, training_config
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -39,29 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
         best_mode="min",
     )
 
-    config.data = ml_collections.ConfigDict()
-    # "synthetic" (faces drawn on the fly) or a dataset built by landmarkjax.data.builders.build_dataset:
-    # "face300w" (68 points), "celeba_mafl" (5 points), "synthetic_faces": landmarkjax/data/face_sources.py.
-    config.data.source = "synthetic"
-    config.data.tfds_data_dir = config_dict.placeholder(str)  # where it was built (not for "synthetic")
-    config.data.tfds_config = config_dict.placeholder(str)  # builder config (synthetic_faces: "image_64")
-    config.data.train_split = "train"
-    config.data.eval_split = config_dict.placeholder(str)  # None: "full" for face300w, "test" otherwise
-    # Also evaluated, metrics prefixed "<split>/"; None: ("common", "challenging") for face300w, () otherwise.
-    config.data.extra_eval_splits = config_dict.placeholder(tuple)
-    config.data.image_size = 64  # network input, pixels (a crop around the face box)
-    config.data.source_size = 128  # side of the generated synthetic images (cropped to image_size)
-    config.data.crop_margin = 0.25  # context around the face box, fraction of its longer side
-    config.data.num_train = 1024
-    config.data.num_test = 256
-    config.data.train_seed = 0
-    config.data.test_seed = 1  # a different seed: test faces are never training faces
-    config.data.augment = ml_collections.ConfigDict()
-    config.data.augment.scale_range = (0.9, 1.1)
-    config.data.augment.max_rotation = 15.0  # degrees
-    config.data.augment.max_shift = 0.05  # fraction of the crop
-    config.data.augment.flip_probability = 0.5
-    config.data.augment.colour_jitter = 0.2
+    config.data = face_data_config()
 
     config.model = ml_collections.ConfigDict()
     config.model.backbone_widths = (16, 32, 64)  # 3 blocks -> stride 4 (16x16 heatmaps at 64 px)
