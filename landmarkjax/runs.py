@@ -16,7 +16,7 @@ from typing import Any
 import ml_collections
 
 from landmarkjax.methods import build_method
-from landmarkjax.training import loop
+from landmarkjax.training import loop, sharding
 from landmarkjax.training.method import Method
 from landmarkjax.training.progress import ReportFn
 from landmarkjax.training.run_config import load_config
@@ -94,5 +94,4 @@ def restore_run(
     """
     method = build_method(_config_of(workdir, config))
     chosen, state = loop.restore_checkpoint(method, workdir, step=step)
-    mesh = loop.sharding.make_data_mesh()
-    return RestoredRun(method, chosen, state, loop.place_frozen_inputs(method, mesh))
+    return RestoredRun(method, chosen, state, loop.place_frozen_inputs(method, sharding.make_data_mesh()))
