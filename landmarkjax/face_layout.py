@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "CELEBA_ATTRIBUTE_NAMES",
     "NUM_FACE_LANDMARKS",
     "JAW",
     "LEFT_BROW",
@@ -122,6 +123,18 @@ FLIP_PERMUTATION_5.setflags(write=False)
 # Face attributes (names as in `landmarkjax.data.synthetic.FACE_ATTRIBUTE_NAMES`) whose sign flips when
 # the face is mirrored left/right: head yaw and roll, and the horizontal gaze. The others are unchanged.
 MIRROR_NEGATED_ATTRIBUTES: tuple[str, ...] = ("yaw", "roll", "gaze_x")
+
+
+# CelebA's 40 binary attributes, in the order of `list_attr_celeba.txt` (and of the celeba_mafl dataset's
+# `attributes` [40]: 1 present, 0 absent). None of them changes under a left/right mirror.
+CELEBA_ATTRIBUTE_NAMES = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
+    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
+    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
+    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
+    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
+    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+)  # fmt: skip
 
 
 def flip_permutation(num_landmarks: int) -> np.ndarray:

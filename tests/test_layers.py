@@ -33,7 +33,7 @@ _ALLOWED: dict[str, set[str]] = {
     "training": _FUNCTIONAL | {"models", "data"} | _LIGHT,  # not methods, configs
     "methods": _FUNCTIONAL | {"models", "data", "training"} | _LIGHT,  # not configs
     # The resolved config of a run (configs/saved.py) is read by the training layer's provenance module.
-    "configs": {"training"},
+    "configs": {"training"} | _LIGHT,
     # Above the methods: compose a config, the registry and the loop (runs), or a trained face method
     # with the data layer's crops (inference).
     "runs": {"methods", "training", "configs"} | _LIGHT,

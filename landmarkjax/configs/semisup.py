@@ -11,6 +11,14 @@ per-landmark softmax over pixels + NLL), `semisup.attribute_fraction` M with att
 the soft-argmax landmarks), and every training face for the ELT loss. Any field can be overridden, e.g.
 `--config.semisup.labelled_fraction=0.05 --config.semisup.elt_weight=0` (no ELT) or
 `--config.model.architecture=sumnet`.
+
+Real data (built first with `landmarkjax.data.builders.build_dataset`, see README "Training on 300-W"):
+
+    python train.py --config=landmarkjax/configs/semisup.py:celeba_mafl --config.data.tfds_data_dir=DIR
+    python train.py --config=landmarkjax/configs/semisup.py:face300w --config.data.tfds_data_dir=DIR
+
+`celeba_mafl`: 5 landmarks and CelebA's 40 binary attributes (the paper's real-data setting for the
+attribute loss); `face300w`: 68 landmarks and no attributes, so landmarks + ELT only.
 """
 
 from __future__ import annotations
@@ -19,10 +27,16 @@ import ml_collections
 from ml_collections import config_dict
 
 from landmarkjax.configs.common import face_data_config, optimizer_config, training_config
+from landmarkjax.face_layout import CELEBA_ATTRIBUTE_NAMES
+
+VARIANTS = ("synthetic", "celeba_mafl", "face300w")
 
 
-def get_config() -> ml_collections.ConfigDict:
-    """The semi-supervised method's defaults."""
+def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
+    """The semi-supervised method's defaults; `variant` in VARIANTS picks the data (default: synthetic)."""
+    variant = variant or "synthetic"
+    if variant not in VARIANTS:
+        raise ValueError(f"semisup config variant must be one of {VARIANTS}; got {variant!r}.")
     config = training_config(
         "semisup",
         total_steps=500,
@@ -71,4 +85,16 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.num_visualized = 16
 
     config.optimizer = optimizer_config("adam", learning_rate=2e-3, warmup_steps=50, schedule="cosine")
+
+    if variant == "celeba_mafl":
+        config.data.source = "celeba_mafl"
+        config.semisup.regression_attributes = ()
+        config.semisup.binary_attributes = CELEBA_ATTRIBUTE_NAMES  # stored as 1 (present) / 0 (absent)
+        config.semisup.binary_thresholds = (0.5,) * len(CELEBA_ATTRIBUTE_NAMES)
+    elif variant == "face300w":
+        config.data.source = "face300w"
+        config.semisup.attribute_weight = 0.0
+        config.semisup.regression_attributes = ()
+        config.semisup.binary_attributes = ()
+        config.semisup.binary_thresholds = ()
     return config

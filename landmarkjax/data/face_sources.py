@@ -31,7 +31,9 @@ import ml_collections
 import numpy as np
 
 from landmarkjax.data.sources import SyntheticFaceSource
+from landmarkjax.data.synthetic import FACE_ATTRIBUTE_NAMES
 from landmarkjax.data.tfds_source import TfdsSource
+from landmarkjax.face_layout import CELEBA_ATTRIBUTE_NAMES
 
 __all__ = [
     "FACE_DATASETS",
@@ -43,6 +45,7 @@ __all__ = [
     "eval_split",
     "extra_eval_splits",
     "face_dataset",
+    "face_attribute_names",
     "face_source",
     "num_face_landmarks",
     "source_name",
@@ -65,19 +68,24 @@ class FaceDataset:
       extra_eval_splits: splits also evaluated by default (their metrics get the split name as a prefix).
       manual_dir: what `build_dataset`'s manual_dir must hold (for the build command in error messages);
         None for a dataset built without one.
+      attribute_names: the names of the elements' `attributes` [A], in order; () for a dataset without
+        attributes.
     """
 
     num_landmarks: int
     eval_split: str
     extra_eval_splits: tuple[str, ...] = ()
     manual_dir: str | None = None
+    attribute_names: tuple[str, ...] = ()
 
 
 FACE_DATASETS: dict[str, FaceDataset] = {
-    SYNTHETIC: FaceDataset(68, "test"),
-    "synthetic_faces": FaceDataset(68, "test"),
+    SYNTHETIC: FaceDataset(68, "test", attribute_names=FACE_ATTRIBUTE_NAMES),
+    "synthetic_faces": FaceDataset(68, "test", attribute_names=FACE_ATTRIBUTE_NAMES),
     "face300w": FaceDataset(68, "full", ("common", "challenging"), manual_dir="/path/to/300W"),
-    "celeba_mafl": FaceDataset(5, "test", manual_dir="/path/to/celeba"),
+    "celeba_mafl": FaceDataset(
+        5, "test", manual_dir="/path/to/celeba", attribute_names=CELEBA_ATTRIBUTE_NAMES
+    ),
 }
 
 
@@ -96,6 +104,11 @@ def face_dataset(name: str) -> FaceDataset:
 def num_face_landmarks(data: ml_collections.ConfigDict) -> int:
     """K, the number of landmarks per face that `data.source` provides (68 or 5)."""
     return face_dataset(source_name(data)).num_landmarks
+
+
+def face_attribute_names(data: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The names of the `attributes` [A] that `data.source` provides, in order; () if it has none."""
+    return face_dataset(source_name(data)).attribute_names
 
 
 def eval_split(data: ml_collections.ConfigDict) -> str:

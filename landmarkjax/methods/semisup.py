@@ -36,7 +36,6 @@ from landmarkjax import losses
 from landmarkjax.data import face_sources
 from landmarkjax.data.augment import RandomFaceAugment, face_augmentation
 from landmarkjax.data.pipeline import make_loader
-from landmarkjax.data.synthetic import FACE_ATTRIBUTE_NAMES
 from landmarkjax.methods.supervised import SupervisedMethod
 from landmarkjax.models.attributes import AttributeNet
 from landmarkjax.models.rcn import RCN, SumNet
@@ -54,6 +53,7 @@ ATTRIBUTE_IMAGE_KEY = "attribute_image"
 ATTRIBUTES_KEY = "attributes"
 UNLABELLED_IMAGE_KEY = "unlabelled_image"
 LOCATORS = ("soft_argmax", "argmax")
+_STREAM_SEED_OFFSETS = {"labelled": 0, "attributes": 1, "unlabelled": 2}
 
 
 class PrefixSource:
@@ -92,15 +92,25 @@ class SemiSupMethod(SupervisedMethod):
         semisup = config.semisup
         self.labelled_fraction = _check_fraction("labelled_fraction", semisup.labelled_fraction)
         self.attribute_fraction = _check_fraction("attribute_fraction", semisup.attribute_fraction)
-        if config.data.source != "synthetic":
-            raise ValueError(
-                f"data.source must be 'synthetic' (the attributes are FACE_ATTRIBUTE_NAMES); got "
-                f"{config.data.source!r}."
-            )
+        # The dataset's attributes (the synthetic faces' FACE_ATTRIBUTE_NAMES, CelebA's 40, none for 300-W).
+        self.attribute_names = face_sources.face_attribute_names(config.data)
         names = tuple(semisup.regression_attributes) + tuple(semisup.binary_attributes)
-        unknown = [name for name in names if name not in FACE_ATTRIBUTE_NAMES]
+        if not self.attribute_names and (semisup.attribute_weight or names):
+            raise ValueError(
+                f"data.source {face_sources.source_name(config.data)!r} has no attributes: set "
+                "semisup.attribute_weight=0 and semisup.regression_attributes = semisup.binary_attributes = ()"
+                f" (got attribute_weight={semisup.attribute_weight}, attributes {names})."
+            )
+        if semisup.attribute_weight and not names:
+            raise ValueError("semisup.attribute_weight > 0 needs regression or binary attributes to predict.")
+        unknown = [name for name in names if name not in self.attribute_names]
         if unknown:
-            raise ValueError(f"semisup attributes must be among {FACE_ATTRIBUTE_NAMES}; got {unknown}.")
+            raise ValueError(
+                f"semisup attributes must be among the attributes of data.source "
+                f"{face_sources.source_name(config.data)!r}, {self.attribute_names}; got {unknown}."
+            )
+        # Without attributes to predict there is no attribute stream (and no attribute net).
+        self.use_attributes = bool(names)
         if len(semisup.binary_thresholds) != len(semisup.binary_attributes):
             raise ValueError(
                 "semisup.binary_thresholds must give one threshold per binary attribute; got "
@@ -142,10 +152,10 @@ class SemiSupMethod(SupervisedMethod):
             hidden_widths=tuple(model.attribute_hidden_widths),
         )
         self.regression_index = np.array(
-            [FACE_ATTRIBUTE_NAMES.index(n) for n in semisup.regression_attributes]
+            [self.attribute_names.index(n) for n in semisup.regression_attributes], np.int32
         )
         self.binary_index = np.array(
-            [FACE_ATTRIBUTE_NAMES.index(n) for n in semisup.binary_attributes]
+            [self.attribute_names.index(n) for n in semisup.binary_attributes], np.int32
         )
         self.optimizer = make_optimizer(config.optimizer, config.total_steps)
 
@@ -154,10 +164,9 @@ class SemiSupMethod(SupervisedMethod):
         model_key, attribute_key = jax.random.split(rng)
         images = jnp.zeros([1, size, size, 3], jnp.float32)
         points = jnp.zeros([1, self.num_keypoints, 2], jnp.float32)
-        params = {
-            "landmarks": self.model.init(model_key, images)["params"],
-            "attributes": self.attribute_net.init(attribute_key, points)["params"],
-        }
+        params = {"landmarks": self.model.init(model_key, images)["params"]}
+        if self.use_attributes:
+            params["attributes"] = self.attribute_net.init(attribute_key, points)["params"]
         return TrainState(step=jnp.zeros([], jnp.int32), params=params, opt_state=self.optimizer.init(params))
 
     def _logits(self, params: Any, images: jnp.ndarray) -> jnp.ndarray:
@@ -204,24 +213,17 @@ class SemiSupMethod(SupervisedMethod):
 
         matrices, permutations = jax.vmap(draw)(jax.random.split(rng, batch_size))
         warped, _ = jax.vmap(affine_warp_image)(images, matrices)
-        # One detector pass over the four groups of images (one compiled forward and backward, not four).
-        groups = [batch["image"], batch[ATTRIBUTE_IMAGE_KEY], images, warped]
+        # One detector pass over every group of images (one compiled forward and backward, not four).
+        attribute_images = [batch[ATTRIBUTE_IMAGE_KEY]] if self.use_attributes else []
+        groups = [batch["image"], *attribute_images, images, warped]
         all_logits = self._logits(params, jnp.concatenate(groups))
         splits = np.cumsum([len(group) for group in groups])[:-1]
-        logits, attribute_logits, original_logits, warped_logits = jnp.split(all_logits, splits)
+        logits, *attribute_logits, original_logits, warped_logits = jnp.split(all_logits, splits)
 
         landmark_loss = losses.spatial_softmax_nll(logits, batch["landmarks"], batch["visibility"])
-
-        points = soft_argmax(attribute_logits, temperature)
-        predictions = self.attribute_net.apply({"params": params["attributes"]}, points)
-        attributes = batch[ATTRIBUTES_KEY]
-        attribute_loss = losses.attribute_squared_error(
-            predictions.regression, attributes[:, self.regression_index]
-        )
-        for head, (index, threshold) in enumerate(zip(self.binary_index, semisup.binary_thresholds)):
-            labels = (attributes[:, index] > threshold).astype(jnp.int32)
-            class_loss = losses.attribute_cross_entropy(predictions.class_logits[head], labels)
-            attribute_loss = attribute_loss + class_loss / len(self.binary_index)
+        attribute_loss = jnp.zeros([], jnp.float32)
+        if self.use_attributes:
+            attribute_loss = self._attribute_loss(params, attribute_logits[0], batch[ATTRIBUTES_KEY])
 
         original = soft_argmax(original_logits, temperature)
         on_warped = soft_argmax(warped_logits, temperature)
@@ -242,6 +244,20 @@ class SemiSupMethod(SupervisedMethod):
         )
         return total, {"landmark_loss": landmark_loss, "attribute_loss": attribute_loss, "elt_loss": elt_loss}
 
+    def _attribute_loss(self, params: Any, logits: jnp.ndarray, attributes: jnp.ndarray) -> jnp.ndarray:
+        """Attribute losses of the soft-argmax landmarks of `logits` [B, H, W, K] (attributes [B, A])."""
+        semisup = self.config.semisup
+        points = soft_argmax(logits, semisup.soft_argmax_temperature)
+        predictions = self.attribute_net.apply({"params": params["attributes"]}, points)
+        loss = jnp.zeros([], jnp.float32)
+        if len(self.regression_index):
+            loss = losses.attribute_squared_error(predictions.regression, attributes[:, self.regression_index])
+        for head, (index, threshold) in enumerate(zip(self.binary_index, semisup.binary_thresholds)):
+            labels = (attributes[:, index] > threshold).astype(jnp.int32)
+            class_loss = losses.attribute_cross_entropy(predictions.class_logits[head], labels)
+            loss = loss + class_loss / len(self.binary_index)
+        return loss
+
     def train_step(
         self,
         state: TrainState,
@@ -256,26 +272,30 @@ class SemiSupMethod(SupervisedMethod):
         return gradient_step(state, self.loss_fn, self.optimizer, batch, rng, axis_name=axis_name)
 
     def _augment(self) -> RandomFaceAugment:
-        return face_augmentation(self.config.data, attribute_names=FACE_ATTRIBUTE_NAMES)
+        return face_augmentation(self.config.data, attribute_names=self.attribute_names)
 
     def stream_sizes(self) -> dict[str, int]:
-        """Training faces per stream: {"labelled": ceil(S N), "attributes": ceil(M N), "unlabelled": N}."""
+        """Training faces per stream: {"labelled": ceil(S N), "attributes": ceil(M N), "unlabelled": N}.
+
+        No "attributes" stream when no attribute is predicted (e.g. on 300-W, which has none).
+        """
         total = len(self._source(self.config.data.train_split))
-        return {
-            "labelled": max(1, math.ceil(self.labelled_fraction * total)),
-            "attributes": max(1, math.ceil(self.attribute_fraction * total)),
-            "unlabelled": total,
-        }
+        sizes = {"labelled": max(1, math.ceil(self.labelled_fraction * total))}
+        if self.use_attributes:
+            sizes["attributes"] = max(1, math.ceil(self.attribute_fraction * total))
+        sizes["unlabelled"] = total
+        return sizes
 
     def train_loader(self, batch_size: int) -> Streams:
         source = self._source(self.config.data.train_split)
         streams = {}
-        for offset, (name, count) in enumerate(self.stream_sizes().items()):
+        for name, count in self.stream_sizes().items():
             streams[name] = iter(
                 make_loader(
                     PrefixSource(source, count),
                     batch_size=batch_size,
-                    seed=self.config.seed + offset,  # independent orders and augmentations per stream
+                    # Independent orders and augmentations per stream, the same whichever streams exist.
+                    seed=self.config.seed + _STREAM_SEED_OFFSETS[name],
                     shuffle=True,
                     num_epochs=None,
                     augment=self._augment(),
@@ -287,15 +307,22 @@ class SemiSupMethod(SupervisedMethod):
         """Labelled images and landmarks, attribute-labelled images and attributes, and unlabelled images."""
         del phase
         labelled = data.next("labelled")
-        with_attributes = data.next("attributes")
-        return {
+        if labelled["landmarks"].shape[-2] != self.num_keypoints:
+            raise ValueError(
+                f"the labelled faces have {labelled['landmarks'].shape[-2]} landmarks but the detector was built "
+                f"for {self.num_keypoints} (data.source {face_sources.source_name(self.config.data)!r})."
+            )
+        batch = {
             "image": labelled["image"],
             "landmarks": labelled["landmarks"],
             "visibility": labelled["visibility"],
-            ATTRIBUTE_IMAGE_KEY: with_attributes["image"],
-            ATTRIBUTES_KEY: with_attributes["attributes"],
-            UNLABELLED_IMAGE_KEY: data.next("unlabelled")["image"],
         }
+        if self.use_attributes:
+            with_attributes = data.next("attributes")
+            batch[ATTRIBUTE_IMAGE_KEY] = with_attributes["image"]
+            batch[ATTRIBUTES_KEY] = with_attributes["attributes"]
+        batch[UNLABELLED_IMAGE_KEY] = data.next("unlabelled")["image"]
+        return batch
 
 
 def build(config: ml_collections.ConfigDict) -> SemiSupMethod:

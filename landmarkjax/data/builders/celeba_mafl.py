@@ -27,19 +27,12 @@ from landmarkjax.data.builders.common import (
     landmark_box,
     manual_dir_or_raise,
 )
+from landmarkjax.face_layout import CELEBA_ATTRIBUTE_NAMES
 
 __all__ = ["CelebaMafl", "CELEBA_ATTRIBUTE_NAMES", "CELEBA_LANDMARK_NAMES", "read_celeba_table"]
 
 CELEBA_LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 
-CELEBA_ATTRIBUTE_NAMES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
-    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
-    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
-    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
-)  # fmt: skip
 
 # Each file may sit at the top of manual_dir or in the sub-folder the official archives use.
 _IMAGE_FOLDER = ("img_align_celeba", "Img/img_align_celeba")
