@@ -2,8 +2,8 @@
 
 `write_300w` writes the 300-W / iBUG release layout (images with .pts files beside them), `write_celeba`
 the CelebA aligned images, annotation tables and MAFL lists, and `write_davis` / `write_davis_videos` the
-DAVIS-2017 480p layout (JPEG frames, palette PNG annotations, ImageSets/2017 lists). Imported as `from _fixtures import ...` (pytest
-puts the tests folder on sys.path).
+DAVIS-2017 480p layout (JPEG frames, palette PNG annotations, ImageSets/2017 lists). Imported as
+`from _fixtures import ...` (pytest puts the tests folder on sys.path).
 """
 
 import os
