@@ -6,7 +6,13 @@
 Times the jitted, data-parallel train step of every phase of the method (the step `train` runs: state
 replicated and donated, batch split over every device, frozen inputs replicated) on a fixed batch that the
 method draws for that phase from its own training data, after a compile and warm-up. Prints one JSON line
-per phase, labelled with the method and the phase.
+per phase, labelled with the method and the phase. Throughput: `examples_per_second` (config.batch_size
+examples per step: images, or clips for video methods), `labelled_images_per_second` (the same number, the
+name earlier tables use for the face detectors) and `images_per_second` (every image the step reads: a
+clip of T frames counts T, e.g. SBR's unlabelled clips or the vos method's training clips); `step_cpu_ms`
+is the process's CPU time per step over all threads, steadier than `step_ms` on a shared machine.
+
+    python benchmarks/train_step.py --config=landmarkjax/configs/vos.py      # vos: clips of 2 frames, 64 px
 """
 
 from __future__ import annotations
@@ -32,11 +38,12 @@ _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
 
 
 def _time_steps(step, state, batch, rng, frozen, count):
-    start = time.perf_counter()
+    """(state, wall seconds, CPU seconds of this process, all threads) of `count` steps."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(count):
         state, metrics = step(state, batch, rng, frozen)
     jax.block_until_ready(metrics)
-    return state, time.perf_counter() - start
+    return state, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def main(argv: list[str]) -> None:
@@ -56,10 +63,12 @@ def main(argv: list[str]) -> None:
         step = sharding.jit_data_parallel(
             functools.partial(method.train_step, phase=phase.name), mesh, state_sharding
         )
-        state, compile_seconds = _time_steps(step, state, batch, step_rng, frozen, 1)
-        state, _ = _time_steps(step, state, batch, step_rng, frozen, _WARMUP.value)
-        state, seconds = _time_steps(step, state, batch, step_rng, frozen, _STEPS.value)
+        state, compile_seconds, _ = _time_steps(step, state, batch, step_rng, frozen, 1)
+        state, _, _ = _time_steps(step, state, batch, step_rng, frozen, _WARMUP.value)
+        state, seconds, cpu_seconds = _time_steps(step, state, batch, step_rng, frozen, _STEPS.value)
         shapes = {key: list(np.shape(value)) for key, value in host_batch.items() if np.ndim(value) >= 4}
+        # Every image the step reads: a [B, H, W, C] input counts B, a clip input [B, T, H, W, C] B x T.
+        images_per_step = sum(int(np.prod(shape[:-3])) for shape in shapes.values())
         print(
             json.dumps(
                 {
@@ -75,7 +84,11 @@ def main(argv: list[str]) -> None:
                     "cpu": platform.processor() or platform.machine(),
                     "compile_seconds": round(compile_seconds, 2),
                     "step_ms": round(1000 * seconds / _STEPS.value, 2),
+                    # CPU time of this process (every thread) per step: steadier than wall time on a shared host.
+                    "step_cpu_ms": round(1000 * cpu_seconds / _STEPS.value, 2),
                     "labelled_images_per_second": round(config.batch_size * _STEPS.value / seconds, 1),
+                    "examples_per_second": round(config.batch_size * _STEPS.value / seconds, 1),
+                    "images_per_second": round(images_per_step * _STEPS.value / seconds, 1),
                 }
             ),
             flush=True,

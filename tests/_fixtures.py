@@ -1,8 +1,9 @@
 """Tiny fixtures in the official file layouts of the real datasets, shared by the test modules.
 
-`write_300w` writes the 300-W / iBUG release layout (images with .pts files beside them) and `write_celeba`
-the CelebA aligned images, annotation tables and MAFL lists. Imported as `from _fixtures import ...` (pytest
-puts the tests folder on sys.path).
+`write_300w` writes the 300-W / iBUG release layout (images with .pts files beside them), `write_celeba`
+the CelebA aligned images, annotation tables and MAFL lists, and `write_davis` / `write_davis_videos` the
+DAVIS-2017 480p layout (JPEG frames, palette PNG annotations, ImageSets/2017 lists). Imported as
+`from _fixtures import ...` (pytest puts the tests folder on sys.path).
 """
 
 import os
@@ -100,3 +101,51 @@ def tiny_detector_config(config, *, total_steps, batch_size, log_every=1, checkp
     config.eval.num_visualized = 4
     config.optimizer.warmup_steps = 0
     return config
+
+
+def write_davis_videos(root, videos):
+    """The DAVIS-2017 trainval layout: JPEGImages/480p/<seq>/00000.jpg, palette-PNG (DAVIS palette)
+    Annotations/480p/<seq>/00000.png, ImageSets/2017/<split>.txt.
+
+    Args:
+      root: the DAVIS folder to write (a pathlib.Path).
+      videos: {split: {sequence: (frames uint8 [T, H, W, 3], ids uint8 [T, H, W])}}; sequences may differ
+        in length and size.
+
+    Returns:
+      {sequence: (JPEG paths, ids)}.
+    """
+    from landmarkjax.data.davis import DAVIS_PALETTE
+
+    truth = {}
+    os.makedirs(root / "ImageSets/2017", exist_ok=True)
+    for split, sequences in videos.items():
+        (root / f"ImageSets/2017/{split}.txt").write_text("\n".join(sequences) + "\n")
+        for name, (frames, ids) in sequences.items():
+            os.makedirs(root / "JPEGImages/480p" / name)
+            os.makedirs(root / "Annotations/480p" / name)
+            paths = []
+            for t, (frame, frame_ids) in enumerate(zip(frames, ids)):
+                path = root / "JPEGImages/480p" / name / f"{t:05d}.jpg"
+                Image.fromarray(frame).save(path, quality=95)
+                mask = Image.fromarray(np.asarray(frame_ids, np.uint8))
+                mask.putpalette(DAVIS_PALETTE.reshape(-1).tolist())
+                mask.save(root / "Annotations/480p" / name / f"{t:05d}.png")
+                paths.append(path)
+            truth[name] = (paths, np.asarray(ids, np.uint8))
+    return truth
+
+
+def write_davis(root, rng, sequences, num_frames=3, size=(20, 28)):
+    """`write_davis_videos` of random frames and random ids in 0..2 ({split: [sequence names]})."""
+    videos = {
+        split: {
+            name: (
+                np.stack([random_image(rng, *size) for _ in range(num_frames)]),
+                rng.integers(0, 3, size=(num_frames, *size)).astype(np.uint8),
+            )
+            for name in names
+        }
+        for split, names in sequences.items()
+    }
+    return write_davis_videos(root, videos)

@@ -21,6 +21,7 @@ from _fixtures import pts_text as _pts_text
 from _fixtures import random_image as _random_image
 from _fixtures import write_300w as _write_300w
 from _fixtures import write_celeba as _write_celeba
+from _fixtures import write_davis
 
 def _no_dataset_left(data_dir, name):
     """No version folder that TFDS would load, and no half-written temporary folder."""
@@ -183,32 +184,9 @@ def test_celeba_mafl_malformed_fixture_fails_clearly(tmp_path, break_fixture, er
 # ------------------------------------------------------------------------------------------ DAVIS 2017
 
 
-def _write_davis(root, rng, sequences, num_frames=3, size=(20, 28)):
-    """DAVIS/JPEGImages/480p, palette-PNG Annotations/480p, ImageSets/2017. Returns {sequence: (jpeg paths,
-    object ids [T, H, W])}."""
-    truth = {}
-    for split, names in sequences.items():
-        os.makedirs(root / "ImageSets/2017", exist_ok=True)
-        (root / f"ImageSets/2017/{split}.txt").write_text("\n".join(names) + "\n")
-        for name in names:
-            os.makedirs(root / "JPEGImages/480p" / name)
-            os.makedirs(root / "Annotations/480p" / name)
-            ids = rng.integers(0, 3, size=(num_frames, *size)).astype(np.uint8)
-            paths = []
-            for t in range(num_frames):
-                path = root / "JPEGImages/480p" / name / f"{t:05d}.jpg"
-                Image.fromarray(_random_image(rng, *size)).save(path)
-                mask = Image.fromarray(ids[t])
-                mask.putpalette(DAVIS_PALETTE.reshape(-1).tolist())
-                mask.save(root / "Annotations/480p" / name / f"{t:05d}.png")
-                paths.append(path)
-            truth[name] = (paths, ids)
-    return truth
-
-
 def test_davis2017_builds_and_round_trips_exactly(tmp_path):
     sequences = {"train": ["bear", "boat"], "val": ["car-shadow"]}
-    truth = _write_davis(tmp_path / "DAVIS", np.random.default_rng(6), sequences)
+    truth = write_davis(tmp_path / "DAVIS", np.random.default_rng(6), sequences)
     builder = build_dataset("davis2017", data_dir=tmp_path / "data", manual_dir=tmp_path / "DAVIS")
     for split, names in sequences.items():
         source = TfdsSource("davis2017", split=split, data_dir=tmp_path / "data")
@@ -228,7 +206,7 @@ def test_davis2017_builds_and_round_trips_exactly(tmp_path):
 
 
 def test_davis2017_missing_annotation_png_fails_clearly(tmp_path):
-    _write_davis(tmp_path / "DAVIS", np.random.default_rng(7), {"train": ["bear"], "val": ["boat"]})
+    write_davis(tmp_path / "DAVIS", np.random.default_rng(7), {"train": ["bear"], "val": ["boat"]})
     os.remove(tmp_path / "DAVIS/Annotations/480p/boat/00001.png")
     with pytest.raises(
         FileNotFoundError, match="annotation of frame 00001.jpg at .*Annotations/480p/boat/00001.png"
@@ -238,7 +216,7 @@ def test_davis2017_missing_annotation_png_fails_clearly(tmp_path):
 
 
 def test_davis2017_rgb_annotation_or_wrong_size_fails_clearly(tmp_path):
-    _write_davis(tmp_path / "DAVIS", np.random.default_rng(8), {"train": ["bear"], "val": ["boat"]})
+    write_davis(tmp_path / "DAVIS", np.random.default_rng(8), {"train": ["bear"], "val": ["boat"]})
     Image.fromarray(np.zeros((20, 28, 3), np.uint8)).save(tmp_path / "DAVIS/Annotations/480p/bear/00002.png")
     with pytest.raises(ValueError, match="bear/00002.png: expected a palette"):
         build_dataset("davis2017", data_dir=tmp_path / "data", manual_dir=tmp_path / "DAVIS")
@@ -246,6 +224,17 @@ def test_davis2017_rgb_annotation_or_wrong_size_fails_clearly(tmp_path):
     mask.putpalette(DAVIS_PALETTE.reshape(-1).tolist())
     mask.save(tmp_path / "DAVIS/Annotations/480p/bear/00002.png")
     with pytest.raises(ValueError, match="bear/00002.png: expected a mask of the frame's size 28x20"):
+        build_dataset("davis2017", data_dir=tmp_path / "data", manual_dir=tmp_path / "DAVIS")
+    _no_dataset_left(tmp_path / "data", "davis2017")
+
+
+def test_davis2017_frames_of_different_sizes_within_a_sequence_fail_clearly(tmp_path):
+    write_davis(tmp_path / "DAVIS", np.random.default_rng(9), {"train": ["bear"], "val": ["boat"]})
+    Image.fromarray(_random_image(np.random.default_rng(10), 20, 30)).save(
+        tmp_path / "DAVIS/JPEGImages/480p/boat/00001.jpg"
+    )
+    with pytest.raises(ValueError, match="boat/00001.jpg: every frame of sequence 'boat' must have its first "
+                       "frame's size 28x20 .*got 30x20"):
         build_dataset("davis2017", data_dir=tmp_path / "data", manual_dir=tmp_path / "DAVIS")
     _no_dataset_left(tmp_path / "data", "davis2017")
 

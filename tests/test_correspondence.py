@@ -72,7 +72,11 @@ def test_matches_numpy_loop(radius, top_k, chunk_rows):
 
 @pytest.mark.parametrize(
     "height, width, radius, top_k",
-    [(4, 3, 2, None), (3, 4, 2, 9), (5, 9, 0, None), (2, 11, 1, 3), (9, 2, 1, None)],
+    [
+        (4, 3, 2, None), (3, 4, 2, 9), (5, 9, 0, None), (2, 11, 1, 3), (9, 2, 1, None),
+        # A radius at or above the shorter side: every row (or column), a window along the other axis.
+        (3, 9, 4, None), (9, 3, 4, 7), (2, 6, 5, 20), (6, 2, 3, None),
+    ],
 )
 def test_matches_numpy_loop_on_narrow_maps(height, width, radius, top_k):
     # Widths below, at and above one column block (2 radius + 1), radius 0 (the same position only).
@@ -166,7 +170,7 @@ def test_traced_temperature_under_jit():
         (dict(keys_shape=(2, 6, 7, 5)), "channels"),
         (dict(labels_shape=(2, 6, 6, 3)), "memory_labels"),
         (dict(query_shape=(6, 7)), r"\[H, W, C\]"),
-        (dict(radius=6), "radius"),
+        (dict(radius=7), "radius must be smaller than the feature map's larger side max"),
         (dict(radius=-1), "radius"),
         (dict(radius=1.5), "radius"),
         (dict(temperature=0.0), "temperature"),

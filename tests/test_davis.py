@@ -1,5 +1,7 @@
 """Tests for DAVIS palette PNG masks: the VOC palette, exact round trips, clear errors."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -9,6 +11,7 @@ from landmarkjax.data.davis import (
     decode_palette_png,
     read_palette,
     read_palette_png,
+    write_davis_sequence,
     write_palette_png,
 )
 
@@ -82,3 +85,30 @@ def test_missing_file(tmp_path):
 def test_write_rejects_bad_ids(tmp_path, ids, match):
     with pytest.raises(ValueError, match=match):
         write_palette_png(tmp_path / "x.png", ids)
+
+
+def test_write_davis_sequence_uses_the_results_layout(tmp_path):
+    ids = np.random.default_rng(3).integers(0, 4, size=(3, 5, 7)).astype(np.int32)
+    paths = write_davis_sequence(tmp_path / "results", "car-shadow", ids, ["00010", "00011", "00012"])
+    assert paths == [str(tmp_path / "results" / "car-shadow" / f"{n}.png") for n in ("00010", "00011", "00012")]
+    for path, frame_ids in zip(paths, ids):
+        np.testing.assert_array_equal(read_palette_png(path), frame_ids)
+        np.testing.assert_array_equal(read_palette(path), DAVIS_PALETTE)
+    # Default frame names 00000, 00001, ...; an existing sequence folder is written into.
+    write_davis_sequence(tmp_path / "results", "car-shadow", ids[:1])
+    assert sorted(os.listdir(tmp_path / "results" / "car-shadow"))[0] == "00000.png"
+
+
+@pytest.mark.parametrize(
+    "sequence, ids, names, match",
+    [
+        ("../up", np.zeros((1, 2, 2), np.uint8), None, "plain file or folder name"),
+        ("bear", np.zeros((1, 2, 2), np.uint8), ["a/b"], "plain file or folder name"),
+        ("bear", np.zeros((2, 2), np.uint8), None, r"\[T, H, W\]"),
+        ("bear", np.zeros((2, 2, 2), np.uint8), ["00000"], "2 names"),
+        ("bear", np.full((1, 2, 2), 256), None, "0..255"),
+    ],
+)
+def test_write_davis_sequence_rejects_bad_input(tmp_path, sequence, ids, names, match):
+    with pytest.raises(ValueError, match=match):
+        write_davis_sequence(tmp_path, sequence, ids, names)

@@ -33,6 +33,16 @@ EXPECTED_PUBLIC_API = {
         "NME_NORMALIZERS", "nme", "cumulative_error_distribution", "auc", "failure_rate", "pck", "mpjpe",
         "pa_mpjpe", "region_jaccard", "boundary_f", "davis_statistics", "jitter",
     },
+    "landmarkjax.methods.vos": {
+        "STRIDE", "VosMethod", "VosState", "build", "channel_dropout", "davis_summary", "normalized_lab",
+        "training_references",
+        # the propagation protocol on any feature extractor (DINO-style evaluation of other JAX models)
+        "propagate_video", "propagation_window",
+    },
+    "landmarkjax.data.davis": {
+        "DAVIS_PALETTE", "read_palette_png", "decode_palette_png", "write_palette_png", "read_palette",
+        "write_davis_sequence",
+    },
     "landmarkjax.inference": {
         "FaceLandmarks", "crop_faces", "draw_landmarks_on_image", "load_image", "predict_landmarks",
     },

@@ -11,6 +11,7 @@ import pytest
 from landmarkjax import metrics
 from landmarkjax.configs.vos import get_config
 from landmarkjax.methods import available_methods, build_method
+from landmarkjax.methods import vos as vos_module
 from landmarkjax.methods.vos import VosMethod, VosState, channel_dropout, normalized_lab, training_references
 from landmarkjax.ops.colour import rgb_to_lab
 from landmarkjax.runs import train_and_evaluate
@@ -147,14 +148,14 @@ def test_evaluation_reads_the_documented_memory_frames(monkeypatch):
     _, frame_keys = method._encode(None, jnp.asarray(frames))
     seen = []
 
-    def record(query, keys, labels, *, radius):
-        del query
+    def record(query, keys, labels, temperature, *, radius, top_k):
+        del query, temperature, radius, top_k
         seen.append(
             tuple(int(np.argmin([np.abs(np.asarray(k) - frame_keys[i]).max() for i in range(num_frames)])) for k in keys)
         )
         return labels[0]
 
-    monkeypatch.setattr(method, "_propagate_jit", record)
+    monkeypatch.setattr(vos_module, "_propagate", record)
     first = np.zeros((16, 16), np.int32)
     first[4:8] = 1
     method.segment_video(None, frames, first, num_objects=1)

@@ -16,6 +16,8 @@ Variants (the rows of the README table):
 
 DAVIS-2017 (built with `landmarkjax.data.builders.build_dataset`): `--config.data.source=davis2017
 --config.data.tfds_data_dir=/path/to/tfds`, and MAST's encoder: `--config.model.architecture=resnet18`.
+`python scripts/write_davis_predictions.py --workdir=... --output_dir=...` writes a run's predicted masks
+(or `--baseline=raw_colour|random_init`) as DAVIS results for the official evaluation tool.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.vos.short_term = (1, 3, 5)  # memory frames: offsets back from the query frame
     config.vos.momentum = 0.0  # > 0: Zhu et al.'s momentum (EMA) key encoder with this momentum
     config.vos.train_radius = 6  # feature cells (MAST: 6)
-    config.vos.eval_radius = 12  # feature cells (MAST: 12), lowered to min(h, w) - 1 on smaller maps
+    config.vos.eval_radius = 12  # feature cells (MAST: 12); a window holding the whole map is global
     config.vos.temperature = 1.0  # affinities are divided by temperature * sqrt(C) (the 1/sqrt(C) fix)
     config.vos.loss_scale = 20.0  # Huber(s * prediction, s * target), MAST's smooth_l1 on x20 values
     config.vos.features = "learned"  # or "raw_lab": Lab pixels averaged over 4 x 4 cells, no learning

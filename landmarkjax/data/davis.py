@@ -4,6 +4,10 @@ DAVIS annotations are 8-bit palette ('P' mode) PNGs: each pixel stores an object
 1..N = objects) and the palette only decides how the ids are shown. DAVIS uses the PASCAL VOC colour map,
 `DAVIS_PALETTE`. Reading returns the ids unchanged; writing then reading gives back the same ids and the
 same palette exactly.
+
+`write_davis_sequence` writes one sequence's predicted masks in the folder layout that the official DAVIS
+evaluation tool (davis2017-evaluation, `--results_path`) reads: `<results>/<sequence>/<frame>.png`, one
+8-bit palette PNG of object ids per frame, at the frames' own resolution.
 """
 
 from __future__ import annotations
@@ -14,7 +18,14 @@ import os
 import numpy as np
 from PIL import Image
 
-__all__ = ["DAVIS_PALETTE", "read_palette_png", "decode_palette_png", "write_palette_png", "read_palette"]
+__all__ = [
+    "DAVIS_PALETTE",
+    "read_palette_png",
+    "decode_palette_png",
+    "write_palette_png",
+    "read_palette",
+    "write_davis_sequence",
+]
 
 
 def _pascal_voc_palette() -> np.ndarray:
@@ -128,3 +139,45 @@ def write_palette_png(path: str | os.PathLike, ids: np.ndarray, palette: np.ndar
     image = Image.fromarray(ids.astype(np.uint8))  # mode "L"; putpalette turns it into "P"
     image.putpalette(palette.astype(np.uint8).reshape(-1).tolist(), rawmode="RGB")
     image.save(os.fspath(path), format="PNG")
+
+
+def write_davis_sequence(
+    results_dir: str | os.PathLike,
+    sequence: str,
+    ids: np.ndarray,
+    frame_names: list[str] | None = None,
+    palette: np.ndarray = DAVIS_PALETTE,
+) -> list[str]:
+    """Writes a sequence's object ids as DAVIS results: `<results_dir>/<sequence>/<frame name>.png`.
+
+    Args:
+      results_dir: the results folder (created if missing); the official tool's `--results_path`.
+      sequence: the sequence name (a folder name: no path separator, not '.' or '..').
+      ids: [T, H, W] integer object ids in 0..255 (0 = background), T >= 1.
+      frame_names: T file stems (DAVIS: '00000', '00001', ...); default f"{t:05d}".
+      palette: uint8 [P, 3] colours; default `DAVIS_PALETTE`.
+
+    Returns:
+      The T written paths, in frame order (existing files are replaced).
+
+    Raises:
+      ValueError: for a bad sequence or frame name, ids not [T, H, W] integers in 0..255, or T frame names
+        that do not match.
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 3 or not len(ids):
+        raise ValueError(f"ids: expected shape [T, H, W] with T >= 1, got {ids.shape}.")
+    frame_names = [f"{t:05d}" for t in range(len(ids))] if frame_names is None else [str(n) for n in frame_names]
+    if len(frame_names) != len(ids):
+        raise ValueError(f"frame_names: expected {len(ids)} names (one per frame), got {len(frame_names)}.")
+    for kind, name in [("sequence", str(sequence))] + [("frame name", n) for n in frame_names]:
+        if not name or name in (".", "..") or "/" in name or os.sep in name:
+            raise ValueError(f"{kind} {name!r}: expected a plain file or folder name.")
+    folder = os.path.join(os.fspath(results_dir), str(sequence))
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for name, frame_ids in zip(frame_names, ids):
+        path = os.path.join(folder, name + ".png")
+        write_palette_png(path, frame_ids, palette)
+        paths.append(path)
+    return paths

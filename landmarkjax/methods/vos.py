@@ -24,22 +24,26 @@ not quantised colours, as MAST).
     gradients (MAST).
 
 Evaluation (`evaluate`, which owns its loop) runs the semi-supervised DAVIS protocol on whole videos of
-any length and size, one video at a time (`segment_video`): every frame is encoded (learned features: the
-online encoder on the full Lab input; `vos.features = "raw_lab"`: the normalised Lab pixels averaged over
-4 x 4 cells, compared with a Gaussian colour kernel, no learning); frames are edge-padded at the bottom and
-right to a multiple of 4 first. The first frame's masks, one-hot over background + N objects and averaged
-to the feature grid, are propagated frame by frame through `ops.memory_frames` (long-term frames 0 and 5,
-short-term t - 1, t - 3, t - 5) with radius `vos.eval_radius` = 12 cells, lowered to min(h, w) - 1 when
-the feature map (h, w) is smaller (`eval_radius`); the soft masks are carried in the memory, and each is
-upsampled bilinearly to the (padded) frame size, cropped and argmaxed at the end. Scores: J
-(`metrics.region_jaccard`) and F (`metrics.boundary_f`) per object and frame, without the first and last
-frame (DAVIS), then `metrics.davis_statistics` per object; J/F mean, recall and decay are averaged over
-every object of every video, and j_and_f_mean = (J mean + F mean) / 2. Every process evaluates every
-video (the result is the same on each).
+any length and size, one video at a time (`segment_video`: `propagate_video`, which takes any other feature
+extractor as well, with this method's features): every frame is encoded (learned features: the online
+encoder on the full Lab input; `vos.features = "raw_lab"`: the normalised Lab pixels averaged over 4 x 4
+cells, compared with a Gaussian colour kernel, no learning); frames are edge-padded at the bottom and right
+to a multiple of 4 first. The first frame's masks, one-hot over background + N objects and averaged to the
+feature grid, are propagated frame by frame through `ops.memory_frames` (long-term frames 0 and 5,
+short-term t - 1, t - 3, t - 5) with radius `vos.eval_radius` = 12 cells (on a feature map (h, w) so small
+that the window holds all of it, radius >= max(h, w) - 1: globally, which has the same candidates, see
+`propagation_window`); the soft masks are carried in the memory, and each is upsampled bilinearly to the
+(padded) frame size, cropped and argmaxed at the end. Scores: J (`metrics.region_jaccard`) and F
+(`metrics.boundary_f`) per object and frame, without the first and last frame (DAVIS), then
+`metrics.davis_statistics` per object; J/F mean, recall and decay are averaged over every object of every
+video, and j_and_f_mean = (J mean + F mean) / 2. Every process evaluates every video (the result is the
+same on each). `predict_eval_video` gives the predicted ids of an evaluation video for writing DAVIS
+results (`scripts/write_davis_predictions.py`).
 
 Bad input: frames of different sizes within one video, masks of another size, object ids above the
 video's declared object count (`num_objects` of a DAVIS record, else `data.num_objects`), a first frame
-without any object and videos shorter than 3 frames raise a ValueError naming the video. Objects 1..N
+without any object and videos shorter than 3 frames raise a ValueError naming the video; a radius larger
+than the feature map is handled as above. Objects 1..N
 that are missing from the first frame are still scored (their prediction is empty), as the DAVIS tool does.
 """
 
@@ -47,7 +51,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import flax
 import grain
@@ -77,6 +81,8 @@ __all__ = [
     "channel_dropout",
     "davis_summary",
     "normalized_lab",
+    "propagate_video",
+    "propagation_window",
     "training_references",
 ]
 
@@ -152,27 +158,207 @@ def training_references(mode: str, clip_length: int, long_term: Sequence[int], s
     return clip_length, memory_frames(clip_length - 1, long_term=tuple(long_term), short_term=tuple(short_term))
 
 
-def _average_pool(x: jnp.ndarray) -> jnp.ndarray:
-    """[..., H, W, C] with H, W multiples of STRIDE -> [..., H / 4, W / 4, C], the mean of each 4 x 4 cell."""
+def _average_pool(x: jnp.ndarray, stride: int = STRIDE) -> jnp.ndarray:
+    """[..., H, W, C] with H, W multiples of `stride` -> [..., H / stride, W / stride, C], the mean of each
+    stride x stride cell."""
     *lead, height, width, channels = x.shape
-    cells = x.reshape(*lead, height // STRIDE, STRIDE, width // STRIDE, STRIDE, channels)
+    cells = x.reshape(*lead, height // stride, stride, width // stride, stride, channels)
     return cells.mean(axis=(-4, -2))
 
 
-def _pad_to_stride(x: jnp.ndarray, spatial_axis: int) -> jnp.ndarray:
-    """Edge-pads the two spatial axes starting at `spatial_axis` at the end to multiples of STRIDE."""
+def _pad_to_stride(x: jnp.ndarray, spatial_axis: int, stride: int = STRIDE) -> jnp.ndarray:
+    """Edge-pads the two spatial axes starting at `spatial_axis` at the end to multiples of `stride`."""
     pad = [(0, 0)] * x.ndim
     for axis in (spatial_axis, spatial_axis + 1):
-        pad[axis] = (0, -x.shape[axis] % STRIDE)
+        pad[axis] = (0, -x.shape[axis] % stride)
     return jnp.pad(x, pad, mode="edge")
 
 
-def _upsample(labels: jnp.ndarray, height: int, width: int) -> jnp.ndarray:
+def _upsample(labels: jnp.ndarray, height: int, width: int, stride: int = STRIDE) -> jnp.ndarray:
     """[..., h, w, L] feature-grid values -> [..., height, width, L], bilinear (half-pixel centres) to
-    (4 h, 4 w), then cropped to the frame (the padding added by `_pad_to_stride` is cut off)."""
+    (stride h, stride w), then cropped to the frame (the padding added by `_pad_to_stride` is cut off)."""
     *lead, h, w, channels = labels.shape
-    resized = jax.image.resize(labels, (*lead, STRIDE * h, STRIDE * w, channels), method="bilinear")
+    resized = jax.image.resize(labels, (*lead, stride * h, stride * w, channels), method="bilinear")
     return resized[..., :height, :width, :]
+
+
+def propagation_window(
+    radius: int | None, feature_height: int, feature_width: int, top_k: int | None, memory: int
+) -> tuple[int | None, int | None]:
+    """(radius, top_k) for `ops.propagate_labels` on an (h, w) feature map with `memory` frames.
+
+    A window that holds every position of the map (radius >= max(h, w) - 1, the case of a test radius larger
+    than a small video's feature map) is replaced by global propagation (radius None), which has exactly the
+    same candidates; top_k is then capped at the M h w candidates, all of which a window's top_k would also
+    have kept. Any other radius (including one >= min(h, w), which spans the shorter side) is kept.
+
+    Args:
+      radius: the requested window radius in feature cells (>= 0), or None for global.
+      feature_height, feature_width: h, w of the feature map.
+      top_k: the requested top k (>= 1) or None.
+      memory: M, the number of memory frames.
+
+    Returns:
+      (radius or None, top_k or None) to pass on.
+    """
+    if radius is None or radius >= max(feature_height, feature_width) - 1:
+        return None, None if top_k is None else min(top_k, memory * feature_height * feature_width)
+    return radius, top_k
+
+
+def _propagate_step(query, keys, labels, temperature, *, radius, top_k):
+    return propagate_labels(query, keys, labels, radius=radius, temperature=temperature, top_k=top_k)
+
+
+# Module-level jitted steps of `propagate_video` (shared by every call; compiled once per shape and window).
+_propagate = jax.jit(_propagate_step, static_argnames=("radius", "top_k"))
+
+
+@functools.partial(jax.jit, static_argnames=("height", "width", "stride"))
+def _readout(soft: jnp.ndarray, *, height: int, width: int, stride: int) -> jnp.ndarray:
+    """Soft masks [h, w, N + 1] -> object ids int32 [height, width] (bilinear upsampling, argmax)."""
+    return jnp.argmax(_upsample(soft, height, width, stride), axis=-1).astype(jnp.int32)
+
+
+def _check_video(frames: Sequence[np.ndarray] | np.ndarray, first_mask: np.ndarray, num_objects: int | None):
+    """Validated (frames list of float32 [H, W, 3], first_mask int [H, W], N) of `propagate_video`."""
+    frames = [np.asarray(frame, np.float32) for frame in frames]
+    if not frames or frames[0].ndim != 3 or frames[0].shape[-1] != 3:
+        raise ValueError(f"frames must be T >= 1 frames [H, W, 3]; got {[f.shape for f in frames[:1]]}.")
+    height, width = frames[0].shape[:2]
+    for t, frame in enumerate(frames):
+        if frame.shape != (height, width, 3):
+            raise ValueError(
+                f"every frame of a video must have frame 0's size {(height, width, 3)}; frame {t} has "
+                f"shape {frame.shape}."
+            )
+    first_mask = np.asarray(first_mask)
+    if first_mask.shape != (height, width):
+        raise ValueError(f"first_mask must have the frames' size {(height, width)}; got {first_mask.shape}.")
+    if not np.issubdtype(first_mask.dtype, np.integer):
+        raise ValueError(f"first_mask must hold integer object ids; got dtype {first_mask.dtype}.")
+    if not first_mask.any():
+        raise ValueError("the first frame's mask holds no object (every id is 0): nothing to propagate.")
+    if num_objects is None:
+        num_objects = int(first_mask.max())
+    if isinstance(num_objects, bool) or int(num_objects) != num_objects or num_objects < 1:
+        raise ValueError(f"num_objects must be an int >= 1; got {num_objects!r}.")
+    num_objects = int(num_objects)
+    if first_mask.min() < 0 or first_mask.max() > num_objects:
+        raise ValueError(
+            f"first_mask ids must be in [0, num_objects = {num_objects}]; got ids in "
+            f"[{first_mask.min()}, {first_mask.max()}]."
+        )
+    return frames, first_mask, num_objects
+
+
+def propagate_video(
+    features_fn: Callable[[jnp.ndarray], jnp.ndarray | tuple[jnp.ndarray, jnp.ndarray]],
+    frames: Sequence[np.ndarray] | np.ndarray,
+    first_mask: np.ndarray,
+    num_objects: int | None = None,
+    *,
+    stride: int = STRIDE,
+    long_term: Sequence[int] = (0, 5),
+    short_term: Sequence[int] = (1, 3, 5),
+    radius: int | None = 12,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    normalize: bool = False,
+    chunk: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Propagates the first frame's object masks through a whole video with any feature extractor.
+
+    The semi-supervised VOS protocol shared by MAST, CRW and DINO's evaluation, for features from any JAX
+    model: every frame is encoded by `features_fn` (on the frames edge-padded at the bottom and right to
+    multiples of `stride`); the first frame's masks, one-hot over background + N objects and averaged over
+    each stride x stride cell, are propagated frame by frame: frame t reads the soft masks of its memory
+    frames `ops.memory_frames(t, long_term=..., short_term=...)` through `ops.propagate_labels` (window
+    `radius` in feature cells, affinity dot(q, k) / `temperature`, optional `top_k`); the soft masks are
+    carried, and each frame's is upsampled bilinearly by `stride`, cropped to the frame and argmaxed.
+
+    MAST: the defaults (long-term 0 and 5, short-term t - 1, t - 3, t - 5, radius 12). DINO's protocol:
+    `long_term=(0,), short_term=(1, ..., 7), radius=12, top_k=5, temperature=0.1, normalize=True`, stride =
+    the patch size.
+
+    Handling of sizes: a frame size that is not a multiple of `stride` is edge-padded (the padding is cut
+    off again at the end); a `radius` whose window holds the whole feature map (radius >= max(h, w) - 1,
+    e.g. 12 on a small video) is propagated globally, which has the same candidates
+    (`propagation_window`). Every frame of one video must have the same size; videos may differ in size
+    and length between calls (each new feature-map shape and memory size compiles once).
+
+    Args:
+      features_fn: frames float32 [B, Hp, Wp, 3] RGB in [0, 1] (B <= `chunk`; Hp, Wp = H, W rounded up to
+        multiples of `stride`) -> features [B, Hp / stride, Wp / stride, C], used as both query and key,
+        or a pair (query features, key features) of that shape. Any JAX function; jit it (e.g.
+        `jax.jit(functools.partial(model.apply, variables))`) for speed: it is called as it is.
+      frames: T >= 1 frames, each float [H, W, 3] RGB in [0, 1] (a list, or an array [T, H, W, 3]).
+      first_mask: int [H, W] object ids of frame 0 (0 = background, 1..N objects); at least one object.
+      num_objects: N >= 1, the declared object count (ids above it are an error); default first_mask.max().
+      stride: the features' output stride in pixels (>= 1): 4 for MAST's ResNet, the patch size for a ViT.
+      long_term: absolute memory frame indices (see `ops.memory_frames`).
+      short_term: memory offsets back from the query frame (>= 1).
+      radius: window radius in feature cells (>= 0), or None for every position of every memory frame.
+      temperature: > 0, divides the dot products (learned vos features: vos.temperature sqrt(C)).
+      top_k: keep only the k largest affinities per position (over all memory frames), or None.
+      normalize: L2-normalise the features over C first (cosine affinities, as DINO).
+      chunk: frames per `features_fn` call (>= 1).
+
+    Returns:
+      (ids int32 [T, H, W], the predicted object of every pixel, frame 0 = `first_mask`; soft float32
+      [T, h, w, N + 1], the propagated soft masks on the feature grid, h = ceil(H / stride), w = ceil(W /
+      stride), frame 0 the pooled one-hot first mask).
+
+    Raises:
+      ValueError: for frames of different sizes, a first mask of another size or not of integers, ids
+        outside [0, N], a first frame without any object, features of the wrong shape, or a stride, chunk,
+        radius, temperature or top_k out of range.
+    """
+    frames, first_mask, num_objects = _check_video(frames, first_mask, num_objects)
+    for name, value, minimum in (("stride", stride, 1), ("chunk", chunk, 1)):
+        if isinstance(value, bool) or int(value) != value or value < minimum:
+            raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}.")
+    if radius is not None and (isinstance(radius, bool) or int(radius) != radius or radius < 0):
+        raise ValueError(f"radius must be an int >= 0 or None; got {radius!r}.")
+    if top_k is not None and (isinstance(top_k, bool) or int(top_k) != top_k or top_k < 1):
+        raise ValueError(f"top_k must be an int >= 1 or None; got {top_k!r}.")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0; got {temperature!r}.")
+    stride, chunk = int(stride), int(chunk)
+    height, width = first_mask.shape
+    video = _pad_to_stride(jnp.asarray(np.stack(frames)), 1, stride)
+    grid = (video.shape[1] // stride, video.shape[2] // stride)
+    queries, keys = [], []
+    for start in range(0, len(frames), chunk):
+        out = features_fn(video[start : start + chunk])
+        query, key = out if isinstance(out, tuple) else (out, out)
+        count = min(chunk, len(frames) - start)
+        for name, value in (("query", query), ("key", key)):
+            if jnp.ndim(value) != 4 or tuple(jnp.shape(value)[:3]) != (count, *grid):
+                raise ValueError(
+                    f"features_fn must map frames {tuple(video[start : start + chunk].shape)} to {name} features "
+                    f"[{count}, {grid[0]}, {grid[1]}, C] (stride {stride}); got shape {jnp.shape(value)}."
+                )
+        if jnp.shape(query)[-1] != jnp.shape(key)[-1]:
+            raise ValueError(f"query and key features must have the same C; got {query.shape} and {key.shape}.")
+        queries.append(jnp.asarray(query, jnp.float32))
+        keys.append(jnp.asarray(key, jnp.float32))
+    queries, keys = jnp.concatenate(queries), jnp.concatenate(keys)
+    if normalize:
+        queries = queries / jnp.maximum(jnp.linalg.norm(queries, axis=-1, keepdims=True), 1e-12)
+        keys = keys / jnp.maximum(jnp.linalg.norm(keys, axis=-1, keepdims=True), 1e-12)
+    one_hot = jax.nn.one_hot(jnp.asarray(first_mask), num_objects + 1, dtype=jnp.float32)
+    soft = [_average_pool(_pad_to_stride(one_hot, 0, stride), stride)]
+    temperature = jnp.float32(temperature)
+    for t in range(1, len(frames)):
+        memory = np.array(memory_frames(t, long_term=tuple(long_term), short_term=tuple(short_term)))
+        window, kept = propagation_window(radius, *grid, top_k, len(memory))
+        labels = jnp.stack([soft[m] for m in memory])
+        soft.append(_propagate(queries[t], keys[memory], labels, temperature, radius=window, top_k=kept))
+    ids = [jnp.asarray(first_mask, jnp.int32)] + [
+        _readout(s, height=height, width=width, stride=stride) for s in soft[1:]
+    ]
+    return np.asarray(jnp.stack(ids)), np.asarray(jnp.stack(soft))
 
 
 def davis_summary(j_sequences: Sequence[np.ndarray], f_sequences: Sequence[np.ndarray]) -> dict[str, float]:
@@ -252,8 +438,6 @@ class VosMethod(Method):
         self._train_source()  # an unknown or unbuilt dataset fails here, before anything is compiled
         self._eval_source()
         self._encode_jit = jax.jit(self._encode)
-        self._propagate_jit = jax.jit(self._propagate, static_argnames=("radius",))
-        self._readout_jit = jax.jit(self._readout, static_argnames=("height", "width"))
         self._scores_jit = jax.jit(self._scores, static_argnames=("num_objects",))
 
     # ----------------------------------------------------------------------------------------------
@@ -368,20 +552,12 @@ class VosMethod(Method):
             return self.config.vos.raw_lab_temperature
         return self.train_temperature
 
-    def eval_radius(self, feature_height: int, feature_width: int) -> int:
-        """`vos.eval_radius`, lowered to min(h, w) - 1 on a smaller (h, w) feature map (a larger window
-        would only add positions outside the frame)."""
-        return min(self.config.vos.eval_radius, feature_height - 1, feature_width - 1)
-
-    def _propagate(self, query: jnp.ndarray, keys: jnp.ndarray, labels: jnp.ndarray, *, radius: int) -> jnp.ndarray:
-        return propagate_labels(
-            query, keys, labels, radius=radius, temperature=self.eval_temperature, top_k=self.config.vos.eval_top_k
+    def _propagate(self, query: jnp.ndarray, keys: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+        """One frame of the batched `eval_step` path (traced): `propagate_video`'s step with this config."""
+        radius, top_k = propagation_window(
+            self.config.vos.eval_radius, *query.shape[:2], self.config.vos.eval_top_k, keys.shape[0]
         )
-
-    @staticmethod
-    def _readout(soft: jnp.ndarray, *, height: int, width: int) -> jnp.ndarray:
-        """Soft masks [h, w, N + 1] -> object ids int32 [height, width] (bilinear upsampling, argmax)."""
-        return jnp.argmax(_upsample(soft, height, width), axis=-1).astype(jnp.int32)
+        return propagate_labels(query, keys, labels, radius=radius, temperature=self.eval_temperature, top_k=top_k)
 
     @staticmethod
     def _scores(prediction: jnp.ndarray, masks: jnp.ndarray, *, num_objects: int) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -393,7 +569,10 @@ class VosMethod(Method):
     def segment_video(
         self, params: Any, frames: Sequence[np.ndarray] | np.ndarray, first_mask: np.ndarray, num_objects: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Propagates the first frame's object masks through a whole video.
+        """Propagates the first frame's object masks through a whole video with this method's features.
+
+        `propagate_video` with the encoder of `params` (or raw_lab features), stride 4, `vos.long_term`,
+        `vos.short_term`, `vos.eval_radius`, `vos.eval_top_k`, `eval_temperature` and `vos.encode_chunk`.
 
         Args:
           params: the encoder's parameters (unused by raw_lab features).
@@ -410,42 +589,13 @@ class VosMethod(Method):
           ValueError: for frames of different sizes, a first mask of another size, ids outside [0, N], or a
             first frame without any object.
         """
-        frames = [np.asarray(frame, np.float32) for frame in frames]
-        if not frames or frames[0].ndim != 3 or frames[0].shape[-1] != 3:
-            raise ValueError(f"frames must be T >= 1 frames [H, W, 3]; got {[f.shape for f in frames[:1]]}.")
-        height, width = frames[0].shape[:2]
-        for t, frame in enumerate(frames):
-            if frame.shape != (height, width, 3):
-                raise ValueError(
-                    f"every frame of a video must have frame 0's size {(height, width, 3)}; frame {t} has "
-                    f"shape {frame.shape}."
-                )
-        first_mask = np.asarray(first_mask)
-        if first_mask.shape != (height, width):
-            raise ValueError(f"first_mask must have the frames' size {(height, width)}; got {first_mask.shape}.")
-        if first_mask.min() < 0 or first_mask.max() > num_objects:
-            raise ValueError(
-                f"first_mask ids must be in [0, num_objects = {num_objects}]; got ids up to {first_mask.max()}."
-            )
-        if not first_mask.any():
-            raise ValueError("the first frame's mask holds no object (every id is 0): nothing to propagate.")
-        video = _pad_to_stride(jnp.asarray(np.stack(frames)), 1)
-        chunk = max(1, int(self.config.vos.encode_chunk))
-        encoded = [self._encode_jit(params, video[s : s + chunk]) for s in range(0, len(frames), chunk)]
-        queries = jnp.concatenate([q for q, _ in encoded])
-        keys = jnp.concatenate([k for _, k in encoded])
-        one_hot = jax.nn.one_hot(jnp.asarray(first_mask), num_objects + 1, dtype=jnp.float32)
-        soft = [_average_pool(_pad_to_stride(one_hot, 0))]
-        radius = self.eval_radius(*queries.shape[1:3])
         vos = self.config.vos
-        for t in range(1, len(frames)):
-            memory = np.array(memory_frames(t, long_term=tuple(vos.long_term), short_term=tuple(vos.short_term)))
-            labels = jnp.stack([soft[m] for m in memory])
-            soft.append(self._propagate_jit(queries[t], keys[memory], labels, radius=radius))
-        ids = [jnp.asarray(first_mask, jnp.int32)] + [
-            self._readout_jit(s, height=height, width=width) for s in soft[1:]
-        ]
-        return np.asarray(jnp.stack(ids)), np.asarray(jnp.stack(soft))
+        return propagate_video(
+            functools.partial(self._encode_jit, params), frames, first_mask, num_objects,
+            stride=STRIDE, long_term=tuple(vos.long_term), short_term=tuple(vos.short_term),
+            radius=vos.eval_radius, temperature=self.eval_temperature, top_k=vos.eval_top_k,
+            chunk=max(1, int(vos.encode_chunk)),
+        )
 
     def video_scores(
         self, params: Any, frames: np.ndarray, masks: np.ndarray, num_objects: int
@@ -499,6 +649,48 @@ class VosMethod(Method):
             f_sequences.extend(list(f))
         return {**davis_summary(j_sequences, f_sequences), "num_videos": len(source)}
 
+    @property
+    def num_eval_videos(self) -> int:
+        """The number of evaluation videos (`data.num_test` synthetic ones, or the davis2017 `data.eval_split`)."""
+        return len(self._eval_source())
+
+    def predict_eval_video(self, params: Any, index: int) -> dict[str, Any]:
+        """The predicted masks of evaluation video `index`, as DAVIS results are written.
+
+        Only the first frame's annotation is read (the semi-supervised protocol); the masks of the other
+        frames are never used.
+
+        Args:
+          params: the encoder's parameters (unused by raw_lab features).
+          index: in [0, `num_eval_videos`).
+
+        Returns:
+          {"sequence": the DAVIS sequence name (synthetic videos: f"video_{index:05d}"), "frame_names": T
+          frame stems (DAVIS's, e.g. "00000"; synthetic: f"{t:05d}"), "ids": uint8 [T, H, W] predicted object
+          ids at the video's own resolution (`segment_video`; frame 0 is the given annotation),
+          "num_objects": the declared object count N}.
+
+        Raises:
+          ValueError: naming the video, for the bad input `segment_video` rejects.
+        """
+        source = self._eval_source()
+        video = to_model_inputs(source[index])
+        num_objects = self._num_objects(video)
+        if num_objects > 255:
+            raise ValueError(f"evaluation video {index}: {num_objects} objects do not fit 8-bit palette PNGs.")
+        try:
+            ids, _ = self.segment_video(params, video["frames"], video["masks"][0], num_objects)
+        except ValueError as error:
+            raise ValueError(f"evaluation video {index} of {source!r}: {error}") from error
+        length = len(video["frames"])
+        names = video.get("frame_names")
+        return {
+            "sequence": str(video["sequence"]) if "sequence" in video else f"video_{index:05d}",
+            "frame_names": [str(n) for n in names] if names is not None else [f"{t:05d}" for t in range(length)],
+            "ids": ids.astype(np.uint8),
+            "num_objects": num_objects,
+        }
+
     def eval_step(self, state: Any, batch: Mapping[str, jax.Array], frozen: Any) -> dict[str, jax.Array]:
         """Per-video J and F of a batch of same-size videos (the batched path; `evaluate` runs one video
         at a time instead, for videos of any size). Batch: frames float [B, T, H, W, 3], masks int
@@ -513,12 +705,13 @@ class VosMethod(Method):
             video = _pad_to_stride(frames, 1)
             queries, keys = self._encode(state.params, video)
             soft = [_average_pool(_pad_to_stride(jax.nn.one_hot(masks[0], num_objects + 1), 0))]
-            radius = self.eval_radius(*queries.shape[1:3])
             vos = self.config.vos
             for t in range(1, frames.shape[0]):
                 memory = np.array(memory_frames(t, long_term=tuple(vos.long_term), short_term=tuple(vos.short_term)))
-                soft.append(self._propagate(queries[t], keys[memory], jnp.stack([soft[m] for m in memory]), radius=radius))
-            ids = jnp.stack([masks[0]] + [self._readout(s, height=height, width=width) for s in soft[1:]])
+                soft.append(self._propagate(queries[t], keys[memory], jnp.stack([soft[m] for m in memory])))
+            ids = jnp.stack(
+                [masks[0]] + [_readout(s, height=height, width=width, stride=STRIDE) for s in soft[1:]]
+            )
             j, f = self._scores(ids, masks, num_objects=num_objects)
             invalid = jnp.any(masks > num_objects)
             return jnp.where(invalid, jnp.nan, j[:, 1:-1]), jnp.where(invalid, jnp.nan, f[:, 1:-1])

@@ -72,10 +72,11 @@ def _check_inputs(query, memory_keys, memory_labels, radius, temperature, top_k,
         raise ValueError("memory_keys must hold at least one memory frame (M >= 1)")
     if radius is not None:
         radius = _check_int(radius, "radius", 0)
-        if radius >= height or radius >= width:
+        if radius >= max(height, width):
             raise ValueError(
-                f"radius must be smaller than the feature map's height and width {(height, width)} (a larger "
-                f"window only adds positions outside the frame; use radius=None for every position), got {radius}"
+                f"radius must be smaller than the feature map's larger side max(H, W) = {max(height, width)} "
+                f"(H, W = {(height, width)}: a window of radius max(H, W) - 1 already holds every position and a "
+                f"larger one only adds positions outside the frame; use radius=None for every position), got {radius}"
             )
     if isinstance(temperature, numbers.Real) and not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -251,9 +252,10 @@ def propagate_labels(
       query: [H, W, C] query features.
       memory_keys: [M, H, W, C] key features of M memory (reference) frames, same H, W, C as `query`.
       memory_labels: [M, H, W, L] labels of the memory frames: Lab colours, one-hot or soft masks, ...
-      radius: window radius in feature-map cells (an int with 0 <= radius < min(H, W): the window side is
-        2 radius + 1), or None for global propagation over every position of every memory frame. MAST uses
-        6 at training and 12 at test time on stride-4 features.
+      radius: window radius in feature-map cells (an int with 0 <= radius < max(H, W): the window side is
+        2 radius + 1; a radius >= min(H, W) spans the whole shorter side and still limits the longer one),
+        or None for global propagation over every position of every memory frame. MAST uses 6 at training
+        and 12 at test time on stride-4 features.
       temperature: positive scalar dividing the dot products (a Python float is checked; a traced scalar is
         used as it is).
       top_k: None to keep every candidate, or k in [1, number of candidates per position], where that
@@ -269,7 +271,7 @@ def propagate_labels(
 
     Raises:
       ValueError: for inputs of the wrong rank, mismatched H, W or C between query and memory or M, H, W
-        between keys and labels, an empty memory, a radius that is not an int in [0, min(H, W)), a
+        between keys and labels, an empty memory, a radius that is not an int in [0, max(H, W)), a
         non-positive temperature, or a top_k outside [1, number of candidates].
     """
     query, memory_keys, memory_labels, radius, top_k, chunk_rows = _check_inputs(

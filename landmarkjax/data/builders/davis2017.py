@@ -5,6 +5,8 @@ per sequence: `sequence` (its name), `frame_names` [T] (file stems, e.g. '00000'
 files' bytes, unchanged), `masks` [T] (the palette PNG annotations' bytes, unchanged; pixel value = object
 id, 0 = background) and `num_objects` (the largest object id in the sequence).
 `landmarkjax.data.tfds_source.TfdsSource` decodes them to frames uint8 [T, H, W, 3] and masks uint8 [T, H, W].
+Sequences may differ in length and size; every frame and mask of one sequence must have the same size (a
+ValueError naming the file otherwise).
 """
 
 from __future__ import annotations
@@ -115,9 +117,15 @@ class Davis2017(ArrayRecordBuilder):
     ) -> Iterator[tuple[int, dict]]:
         for key, (sequence, frames) in enumerate(sequences):
             frame_bytes, mask_bytes, num_objects = [], [], 0
+            first_size = image_size(frames[0][1])
             for _, frame_path, mask_path in frames:
                 mask = read_palette_png(mask_path)
                 frame_size = image_size(frame_path)
+                if frame_size != first_size:
+                    raise ValueError(
+                        f"{frame_path}: every frame of sequence '{sequence}' must have its first frame's size "
+                        f"{first_size[0]}x{first_size[1]} (width x height), got {frame_size[0]}x{frame_size[1]}."
+                    )
                 if mask.shape[::-1] != frame_size:
                     raise ValueError(
                         f"{mask_path}: expected a mask of the frame's size {frame_size[0]}x{frame_size[1]} "
