@@ -25,7 +25,6 @@ threads (`torch.get_num_threads()`, printed), XLA with its default CPU thread po
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -129,7 +128,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="rough total timing budget per figure set")
     args = parser.parse_args()
 
-    with_torch = importlib.util.find_spec("torch") is not None
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        with_torch = False
+    else:
+        with_torch = True
     common = dict(
         benchmark="vgg16_features",
         batch=args.batch,
