@@ -13,7 +13,8 @@ and into landmarkjax with `vgg_params_from_torchvision`) and the SAME input (`[B
 its NHWC transpose for landmarkjax, preprocessing "none" on both sides).
 
 Figures (one JSON line each): the agreement of conv5_3 (max abs difference relative to the largest
-activation) and of the input gradient (max abs and L2 differences relative to torch's); landmarkjax's compile times; then, for "forward" (conv5_3 of the
+activation) and of the input gradient (max abs and L2 differences relative to torch's); landmarkjax's
+compile times; then, for "forward" (conv5_3 of the
 batch) and "forward_backward" (the gradient of mean(conv5_3^2) with respect to the INPUT images, weights
 frozen, which is what a perceptual loss needs), milliseconds per call (wall clock and the process's CPU
 time over all threads) and images per second, each the median of `--repeats` interleaved repeats (every
@@ -129,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
 
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         with_torch = False
     else:
@@ -166,12 +167,12 @@ def main() -> None:
     }
     calls = {
         ("landmarkjax", "forward"): lambda: jax.block_until_ready(compiled["forward"](params, images)),
-        ("landmarkjax", "forward_backward"): lambda: jax.block_until_ready(compiled["forward_backward"](params, images)),
+        ("landmarkjax", "forward_backward"): lambda: jax.block_until_ready(
+            compiled["forward_backward"](params, images)
+        ),
     }
 
     if with_torch:
-        import torch
-
         features = torch_features(state)
         inputs = torch.from_numpy(images_nchw)
 
@@ -188,7 +189,9 @@ def main() -> None:
         theirs_gradient = torch_forward_backward().numpy().transpose(0, 2, 3, 1)
         emit(
             figure="agreement_vs_torch",
-            conv5_3_max_abs_relative=float(np.max(np.abs(ours["forward"] - theirs_forward)) / np.max(np.abs(theirs_forward))),
+            conv5_3_max_abs_relative=float(
+                np.max(np.abs(ours["forward"] - theirs_forward)) / np.max(np.abs(theirs_forward))
+            ),
             input_gradient_max_abs_relative=float(
                 np.max(np.abs(ours["gradient"] - theirs_gradient)) / np.max(np.abs(theirs_gradient))
             ),

@@ -97,7 +97,8 @@ def test_rebalancing_weights_follow_zhangs_formula():
     kernel = np.exp(-np.array([[0, 100, 20000], [100, 0, 18100], [20000, 18100, 0]], float) / (2 * 25.0))
     smooth = (kernel / kernel.sum(0)) @ p
     raw = 1.0 / (0.5 * smooth + 0.5 / 3)
-    np.testing.assert_allclose(class_rebalancing_weights(counts, centres, sigma=5.0), raw / (smooth * raw).sum(), rtol=1e-5)
+    expected = raw / (smooth * raw).sum()
+    np.testing.assert_allclose(class_rebalancing_weights(counts, centres, sigma=5.0), expected, rtol=1e-5)
     # Rare colours weigh more; lambda = 1 is no rebalancing.
     weights = class_rebalancing_weights(counts, centres, sigma=0.0)
     assert weights[2] > weights[1] > weights[0]

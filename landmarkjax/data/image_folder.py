@@ -36,12 +36,13 @@ class ImageFolderSource:
     def __init__(self, pattern: str | os.PathLike, start: int | None = None, stop: int | None = None):
         self.pattern = os.fspath(pattern)
         self.start, self.stop = start, stop
-        matched = sorted(path for path in glob.glob(os.path.expanduser(self.pattern), recursive=True) if os.path.isfile(path))
+        paths = glob.glob(os.path.expanduser(self.pattern), recursive=True)
+        matched = sorted(path for path in paths if os.path.isfile(path))
         self.files = matched[start:stop]
         if not self.files:
+            where = f" in [{start}:{stop}] of {len(matched)} files" if matched else ""
             raise FileNotFoundError(
-                f"no image files match {self.pattern!r}" + (f" in [{start}:{stop}] of {len(matched)} files" if matched else "")
-                + "; give a glob pattern such as '/data/photos/*.jpg'."
+                f"no image files match {self.pattern!r}{where}; give a glob pattern such as '/data/photos/*.jpg'."
             )
 
     def __len__(self) -> int:

@@ -187,7 +187,9 @@ def class_rebalancing_weights(
     counts = np.asarray(counts, np.float64)
     centres = np.asarray(centres, np.float64)
     if counts.ndim != 1 or counts.shape[0] != centres.shape[0] or np.any(counts < 0) or counts.sum() <= 0:
-        raise ValueError(f"counts must be [Q] non-negative, not all zero, with Q = {centres.shape[0]}; got {counts.shape}.")
+        raise ValueError(
+            f"counts must be [Q] non-negative, not all zero, with Q = {centres.shape[0]}; got {counts.shape}."
+        )
     if not 0.0 <= mix <= 1.0:
         raise ValueError(f"mix (lambda) must be in [0, 1]; got {mix!r}.")
     prior = counts / counts.sum()
