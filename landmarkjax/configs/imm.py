@@ -15,7 +15,11 @@ The perceptual network is a frozen input (`imm.perceptual`):
   * "vgg_random": a VGG-`imm.vgg_depth` with fixed random weights drawn from `imm.vgg_seed`;
   * "vgg_file": weights read by `landmarkjax.models.vgg.load_vgg_params` from `imm.vgg_weights_path`
     (torchvision `.npz`/`.pth` or Keras `.h5`), e.g. `--config.imm.perceptual=vgg_file
-    --config.imm.vgg_weights_path=/data/vgg16.npz --config.imm.vgg_preprocess=torchvision`;
+    --config.imm.vgg_weights_path=/data/vgg16.npz --config.imm.vgg_preprocess=torchvision`; the fully
+    unsupervised choice is a VGG-16 trained here by colourisation (`landmarkjax/configs/colorization.py`,
+    exported with `landmarkjax.methods.colorization.export_vgg_weights`), which sees only lightness:
+    `--config.imm.perceptual=vgg_file --config.imm.vgg_weights_path=<workdir>/vgg16_colorization.npz
+    --config.imm.vgg_preprocess=colorization` (the preset computes L* from the RGB images, as in training);
   * "pixel": the input-layer term of the loss only (plain pixel L2 with its running average), no network.
 Pairs (`imm.pairs`): "tps" (the authors' two-stage random TPS of one face, drawn in the train step) or
 "video" (two frames of one synthetic clip). Evaluation fits a linear map without bias from the K points
@@ -81,7 +85,9 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.imm.vgg_weights_path = config_dict.placeholder(str)  # for "vgg_file"
     config.imm.vgg_depth = 16
     config.imm.vgg_seed = 0  # the fixed random weights of "vgg_random"
-    config.imm.vgg_preprocess = "caffe"  # "caffe" (the colourisation VGG's convention), "torchvision", "none"
+    # "caffe" (Keras/Caffe ImageNet VGGs), "torchvision", "colorization" (L* only: the VGG that
+    # landmarkjax/configs/colorization.py trains) or "none".
+    config.imm.vgg_preprocess = "caffe"
     # VGG layers compared after the input (a subset of IMM_PERCEPTUAL_LAYERS, in that order).
     config.imm.perceptual_layers = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
     config.imm.average_decay = 0.99

@@ -20,7 +20,11 @@ built with `VGG(depth).init(...)` or loaded with `load_vgg_params` from:
 
 Inputs are the weights' own convention: torchvision's ImageNet models take RGB normalised by the ImageNet
 mean and std (`preprocess="torchvision"`), Keras' (converted from Caffe) take BGR in [0, 255] minus the
-Caffe means (`preprocess="caffe"`); `preprocess="none"` passes the images through unchanged.
+Caffe means (`preprocess="caffe"`); the colourisation VGG that `landmarkjax.methods.colorization` trains
+sees only the lightness of an image (`preprocess="colorization"`: CIE L* of the RGB image, (L* - 50) / 50,
+the same value in all three input channels); `preprocess="none"` passes the images through unchanged.
+
+`save_vgg_params` writes params back out as a torchvision-layout `.npz` (the inverse of the `.npz` loader).
 """
 
 from __future__ import annotations
@@ -34,22 +38,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from landmarkjax.ops.colour import rgb_to_lab
+
 __all__ = [
     "VGG",
     "VGG_BLOCK_DEPTHS",
     "VGG_WIDTHS",
     "PREPROCESSING",
     "vgg_layer_names",
+    "lightness_input",
     "vgg_preprocess",
     "vgg_features",
     "load_vgg_params",
     "vgg_params_from_torchvision",
     "vgg_params_from_keras",
+    "vgg_params_to_torchvision",
+    "save_vgg_params",
 ]
 
 VGG_WIDTHS = (64, 128, 256, 512, 512)
 VGG_BLOCK_DEPTHS = {16: (2, 2, 3, 3, 3), 19: (2, 2, 4, 4, 4)}
-PREPROCESSING = ("none", "torchvision", "caffe")
+PREPROCESSING = ("none", "torchvision", "caffe", "colorization")
 
 # torchvision's ImageNet normalisation (RGB, images in [0, 1]).
 _TORCHVISION_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -157,8 +166,11 @@ def vgg_preprocess(images: jnp.ndarray, preprocess: str = "none") -> jnp.ndarray
     Args:
       images: `[..., H, W, 3]` float RGB; in [0, 1] for "torchvision" and "caffe" (checked when the values
         are concrete, i.e. outside `jax.jit`; nothing is clipped).
-      preprocess: "none" (unchanged), "torchvision" ((x - ImageNet mean) / ImageNet std, RGB) or "caffe"
-        (BGR, times 255, minus the Caffe means 103.939, 116.779, 123.68 in BGR order).
+      preprocess: "none" (unchanged), "torchvision" ((x - ImageNet mean) / ImageNet std, RGB), "caffe"
+        (BGR, times 255, minus the Caffe means 103.939, 116.779, 123.68 in BGR order) or "colorization"
+        ((L* - 50) / 50 of CIE L*a*b*, L* in [0, 100] from `landmarkjax.ops.colour.rgb_to_lab`, in [-1, 1],
+        replicated into the 3 channels: the grey input of the network `landmarkjax.methods.colorization`
+        trains, so an RGB image and its grey version give the same features).
 
     Returns:
       `[..., H, W, 3]` float32 network input.
@@ -179,7 +191,16 @@ def vgg_preprocess(images: jnp.ndarray, preprocess: str = "none") -> jnp.ndarray
             )
     if preprocess == "torchvision":
         return (images - _TORCHVISION_MEAN) / _TORCHVISION_STD
+    if preprocess == "colorization":
+        return lightness_input(images)
     return images[..., ::-1] * 255.0 - _CAFFE_BGR_MEAN
+
+
+def lightness_input(images: jnp.ndarray) -> jnp.ndarray:
+    """`[..., H, W, 3]` sRGB in [0, 1] -> `[..., H, W, 3]` float32: (L* - 50) / 50 in [-1, 1] in every
+    channel (the "colorization" preset without the range check, for use inside `jax.jit`)."""
+    lightness = rgb_to_lab(jnp.asarray(images, jnp.float32))[..., :1]
+    return jnp.broadcast_to((lightness - 50.0) / 50.0, lightness.shape[:-1] + (3,))
 
 
 def vgg_features(
@@ -412,3 +433,66 @@ def load_vgg_params(path: str | os.PathLike, depth: int = 16) -> dict:
     if suffix in (".h5", ".hdf5"):
         return vgg_params_from_keras(_read_keras_h5(path), depth)
     raise ValueError(f"unknown VGG weights format {suffix!r} for {path}; expected .npz, .pth/.pt or .h5.")
+
+
+def vgg_params_to_torchvision(params: Mapping, depth: int = 16) -> dict[str, np.ndarray]:
+    """The inverse of `vgg_params_from_torchvision`: Flax VGG params -> a torchvision state dict.
+
+    Args:
+      params: `{"params": {"conv1_1": {"kernel": [3, 3, I, O], "bias": [O]}, ...}}` (or the inner dict)
+        with every convolution of VGG-`depth`.
+      depth: 16 or 19.
+
+    Returns:
+      {"features.N.weight": float32 `[O, I, 3, 3]` (OIHW), "features.N.bias": float32 `[O]`} with
+      torchvision's `vgg16` / `vgg19` indices N (no classifier keys).
+
+    Raises:
+      ValueError: a layer is missing or has the wrong shape (named, with the expected shape).
+    """
+    _check_depth(depth)
+    inner = params.get("params", params)
+    names = _TorchKeys(depth)
+    state = {}
+    for name, (kernel_shape, bias_shape) in _layer_shapes(depth).items():
+        layer = inner.get(name)
+        if layer is None or "kernel" not in layer or "bias" not in layer:
+            raise ValueError(f"params lack VGG-{depth} layer {name!r} (kernel {kernel_shape}, bias {bias_shape}).")
+        kernel, bias = np.asarray(layer["kernel"], np.float32), np.asarray(layer["bias"], np.float32)
+        for part, value, shape in (("kernel", kernel, kernel_shape), ("bias", bias, bias_shape)):
+            if value.shape != shape:
+                raise ValueError(f"params {name} {part} has shape {value.shape}; expected {shape} for VGG-{depth}.")
+        state[names(name, "kernel")] = np.ascontiguousarray(np.transpose(kernel, (3, 2, 0, 1)))
+        state[names(name, "bias")] = bias
+    return state
+
+
+def save_vgg_params(params: Mapping, path: str | os.PathLike, depth: int = 16) -> str:
+    """Writes VGG params as a torchvision-layout `.npz` that `load_vgg_params(path, depth)` reads back
+    to identical arrays. PyTorch loads it into torchvision's `vgg16()` with
+    `model.load_state_dict({k: torch.from_numpy(v) for k, v in np.load(path).items()}, strict=False)`
+    (`strict=False`: the file has no classifier).
+
+    The file appears atomically (written next to `path`, then renamed), so a crash never leaves half of it.
+
+    Args:
+      params: as for `vgg_params_to_torchvision`.
+      path: the file to write; must end in ".npz". Missing parent folders are created.
+      depth: 16 or 19.
+
+    Returns:
+      `path` as a string.
+    """
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        raise ValueError(f"save_vgg_params writes .npz files; got path {path!r}.")
+    state = vgg_params_to_torchvision(params, depth)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    partial = path[: -len(".npz")] + f".partial-{os.getpid()}.npz"
+    try:
+        np.savez(partial, **state)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return path
