@@ -113,6 +113,17 @@ def smplx_layer(model, batch: int):
     )
 
 
+def _xla_gflop(compiled) -> float | None:
+    """XLA's FLOP count of a compiled function. A while loop is counted once, not per iteration, so for the
+    chunked pass this is one chunk's products plus the rest; the by-hand count is in BENCHMARKS.md."""
+    try:
+        analysis = compiled.cost_analysis()
+        analysis = analysis[0] if isinstance(analysis, list) else analysis
+        return round(float(analysis["flops"]) / 1e9, 3)
+    except Exception:  # cost analysis is best-effort on some backends
+        return None
+
+
 def emit(**record) -> None:
     print(json.dumps(record), flush=True)
 
@@ -143,6 +154,7 @@ def jax_calls(model, inputs: dict[str, np.ndarray], common: dict) -> tuple[dict,
             value=round(time.perf_counter() - start, 3),
             **common,
         )
+        emit(figure=f"{name}_xla_gflop", impl="landmarkjax", value=_xla_gflop(compiled[name]), **common)
     outputs = {
         "forward": compiled["forward"](model, **jax_inputs),
         "gradients": compiled["forward_backward"](jax_inputs),
@@ -174,6 +186,32 @@ def smplx_calls(model, inputs: dict[str, np.ndarray]) -> tuple[dict, dict]:
     }
 
 
+def load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+def floor_calls(model, batch: int) -> tuple[dict, dict]:
+    """Plain `jnp.dot`s of the pass's two big products, for the FLOP floor measured in the same run:
+    blend shapes [B, S + P] x [S + P, 3V] and skinning [12B, J] x [J, V]. Returns (calls, FLOPs per call)."""
+    rng = np.random.default_rng(2)
+    num_features = model.num_betas + model.posedirs.shape[-1]
+    shapes = {
+        "dot_blend": ((batch, num_features), (num_features, 3 * model.num_vertices)),
+        "dot_skin": ((12 * batch, model.num_joints), (model.num_joints, model.num_vertices)),
+    }
+    dot = jax.jit(jnp.dot)
+    calls, flops = {}, {}
+    for name, (left, right) in shapes.items():
+        a = jnp.asarray(rng.normal(size=left).astype(np.float32))
+        b = jnp.asarray(rng.normal(size=right).astype(np.float32))
+        calls[name] = lambda a=a, b=b: jax.block_until_ready(dot(a, b))
+        flops[name] = 2 * left[0] * left[1] * right[1]
+    return calls, flops
+
+
 def run(model_name: str, model, batch_sizes: list[int], seconds: float, with_smplx: bool) -> None:
     for batch in batch_sizes:
         common = dict(
@@ -182,6 +220,8 @@ def run(model_name: str, model, batch_sizes: list[int], seconds: float, with_smp
         inputs = make_inputs(batch)
         ours, our_outputs = jax_calls(model, inputs, common)
         calls = {("landmarkjax", kind): call for kind, call in ours.items()}
+        floors, floor_flops = floor_calls(model, batch)
+        calls.update({("jnp.dot", kind): call for kind, call in floors.items()})
         if with_smplx:
             theirs, their_outputs = smplx_calls(model, inputs)
             calls.update({("smplx", kind): call for kind, call in theirs.items()})
@@ -203,13 +243,19 @@ def run(model_name: str, model, batch_sizes: list[int], seconds: float, with_smp
                 },
                 **common,
             )
+        load_before = load_average()
         for (implementation, kind), (wall, cpu) in time_calls(calls, seconds).items():
+            extra = {}
+            if implementation == "jnp.dot":
+                extra = dict(gflop=round(floor_flops[kind] / 1e9, 3), gflop_per_s=round(floor_flops[kind] / wall / 1e9, 1))
             emit(
                 figure=f"{kind}_throughput",
                 impl=implementation,
                 ms_per_call=round(wall * 1e3, 4),
                 cpu_ms_per_call=round(cpu * 1e3, 4),
                 bodies_per_s=round(batch / wall, 1),
+                load_average_1min=[load_before, load_average()],
+                **extra,
                 **common,
             )
 
@@ -224,6 +270,9 @@ def main() -> None:
     parser.add_argument("--no-smplx", action="store_true", help="time landmarkjax only")
     args = parser.parse_args()
     with_smplx = importlib.util.find_spec("smplx") is not None and not args.no_smplx
+    if not with_smplx and not args.no_smplx:
+        print("smplx (and torch) not installed: timing landmarkjax and the jnp.dot floor only; "
+              "`pip install torch==2.13.0 && pip install --no-deps smplx` adds the peer", flush=True)
     torch_info = {}
     if with_smplx:
         import torch

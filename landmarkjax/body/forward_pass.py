@@ -9,6 +9,7 @@ gradients everywhere, the zero pose included.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 
@@ -198,9 +199,8 @@ def _posed_body(
     v_template = model.v_template.astype(dtype)
     j_regressor = model.J_regressor.astype(dtype)
 
-    # Shape blend shapes (eq. 8) and rest joints (eq. 10). J_regressor is linear, so for more than a few
-    # bodies it is cheaper to regress the template and the shape directions once than every shaped mesh.
-    v_shaped = v_template + jnp.einsum("np,bp->bn", shapedirs, betas).reshape(batch, num_vertices, 3)
+    # Rest joints (eq. 10). J_regressor is linear, so for more than a few bodies it is cheaper to regress the
+    # template and the shape directions once than every shaped mesh.
     if batch > num_betas + 1:
         joint_template = j_regressor @ v_template
         joint_dirs = (j_regressor @ shapedirs.reshape(num_vertices, 3 * num_betas)).reshape(
@@ -208,28 +208,178 @@ def _posed_body(
         )
         rest_joints = joint_template + (betas @ joint_dirs.T).reshape(batch, num_joints, 3)
     else:
+        v_shaped = v_template + jnp.einsum("np,bp->bn", shapedirs, betas).reshape(batch, num_vertices, 3)
         rest_joints = jnp.matmul(j_regressor, v_shaped)
 
-    # Pose blend shapes (eq. 9) from the (R - I) features of the body joints.
+    # Pose blend shapes (eq. 9) take the (R - I) features of the body joints.
     identity = jnp.eye(3, dtype=dtype)
     pose_features = (rotations[:, 1:] - identity).reshape(batch, 9 * (num_joints - 1))
     posedirs = model.posedirs.astype(dtype).reshape(num_vertices * 3, 9 * (num_joints - 1))
-    v_posed = v_shaped + jnp.einsum("np,bp->bn", posedirs, pose_features).reshape(batch, num_vertices, 3)
 
-    # Kinematic chain (eq. 4) and linear blend skinning (eqs. 2-3).
+    # Kinematic chain (eq. 4) and the rest -> posed transforms of linear blend skinning (eqs. 2-3).
     world_rotations, world_positions = _chain(model.parents, rest_joints, rotations)
     translations = world_positions - jnp.einsum("bjik,bjk->bji", world_rotations, rest_joints)
     affine = jnp.concatenate([world_rotations, translations[..., None]], axis=-1).reshape(
         batch, num_joints, 12
     )
-    # [B, 12, V]: the layout XLA's dot produces without a transpose of this large intermediate.
-    blended = jnp.einsum("bjk,vj->bkv", affine, model.lbs_weights.astype(dtype))
-    vertices = _apply_blended_affine(blended, v_posed, translation)
+    # Blend shapes and skinning, chunk by chunk of bodies (see `_blend_and_skin`).
+    vertices = _blend_and_skin(
+        v_template.reshape(-1),
+        shapedirs,
+        posedirs,
+        model.lbs_weights.astype(dtype).T,
+        betas,
+        pose_features,
+        affine,
+        translation,
+    )
     extra_joints = {
         name: jnp.einsum("kv,bvc->bkc", regressor.astype(dtype), vertices)
         for name, regressor in model.extra_regressors.items()
     }
     return vertices, world_positions + translation[:, None], extra_joints
+
+
+# Bodies per chunk of `_blend_and_skin`. The largest intermediate of a chunk, the blended transforms
+# [CHUNK, 12, V], is 21 MB for SMPL's 6,890 vertices at 64: it stays in the last-level cache, and below glibc's
+# 32 MB mmap threshold, so XLA's temporary buffer is reused between calls instead of being page-faulted in
+# afresh (at batch 1024 the unchunked pass faulted in ~590 MB per call, more time than its arithmetic).
+# Measured on the 2-core development VM at batch 1024: 32 and 128 within noise of 64; 8 slower (the pose
+# basis is re-read per chunk); see BENCHMARKS.md.
+_CHUNK = 64
+
+
+def _blend_and_skin(
+    template: jax.Array,
+    shapedirs: jax.Array,
+    posedirs: jax.Array,
+    weights_t: jax.Array,
+    betas: jax.Array,
+    pose_features: jax.Array,
+    affine: jax.Array,
+    translation: jax.Array,
+) -> jax.Array:
+    """Shape + pose blend shapes and linear blend skinning, in chunks of `_CHUNK` bodies.
+
+    Args:
+      template: [3V] v_template flattened (vertex-major, x/y/z minor).
+      shapedirs: [3V, S'] and posedirs: [3V, P] blend bases in the official files' layout.
+      weights_t: [J, V] skinning weights, transposed.
+      betas: [B, S'], pose_features: [B, P], affine: [B, J, 12] row-major 3x4 rest -> posed transforms,
+        translation: [B, 3].
+
+    Returns:
+      [B, V, 3] posed vertices.
+    """
+    batch = betas.shape[0]
+    chunk = min(_CHUNK, batch)
+    padded = -(-batch // chunk) * chunk
+    inputs = (betas, pose_features, affine, translation)
+    if padded != batch:
+        inputs = tuple(jnp.pad(x, [(0, padded - batch)] + [(0, 0)] * (x.ndim - 1)) for x in inputs)
+    vertices = _chunked_skin(chunk, template, shapedirs, posedirs, weights_t, *inputs)
+    return vertices if padded == batch else vertices[:batch]
+
+
+def _split(chunk: int, x: jax.Array) -> jax.Array:
+    return x.reshape((x.shape[0] // chunk, chunk) + x.shape[1:])
+
+
+def _skin_chunk(template, shapedirs, posedirs, weights_t, betas, pose_features, affine, translation):
+    """One chunk: (vertices [C, V, 3], blend-shaped rest vertices [C, V, 3])."""
+    size = betas.shape[0]
+    # 2-D products with the basis as the left operand: the 3-D `vcs,bs->bvc` form or `features @ posedirs.T`
+    # made XLA copy-transpose the 10-20 MB pose basis on every call.
+    shaped = (
+        template
+        + jnp.einsum("np,bp->bn", shapedirs, betas)
+        + jnp.einsum("np,bp->bn", posedirs, pose_features)
+    ).reshape(size, -1, 3)
+    # [C, 12, V]: the layout XLA's dot produces without a transposed copy.
+    blended = jnp.einsum("bjk,jv->bkv", affine, weights_t)
+    return _apply_blended_affine(blended, shaped, translation), shaped
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _chunked_skin(chunk, template, shapedirs, posedirs, weights_t, betas, pose_features, affine, translation):
+    """`_skin_chunk` over the batch (a multiple of `chunk`) with `lax.map`, so that only the [B, V, 3] output
+    is ever materialised at full batch size.
+
+    Its gradient is written out (`_chunked_skin_bwd`) rather than left to autodiff, which stored the
+    blended transforms of every chunk (339 MB at batch 1024), transposed the per-coordinate skinning as a
+    sum of 12 padded copies, and multiplied by the pose basis per chunk, where that product (contracting
+    over 3V) ran at a third of the rate it reaches for the whole batch at once.
+    """
+    vertices, _ = _map_chunks(chunk, template, shapedirs, posedirs, weights_t, betas, pose_features, affine, translation)
+    return vertices
+
+
+def _map_chunks(chunk, template, shapedirs, posedirs, weights_t, *batched):
+    def body(inputs):
+        return _skin_chunk(template, shapedirs, posedirs, weights_t, *inputs)
+
+    vertices, shaped = jax.lax.map(body, tuple(_split(chunk, x) for x in batched))
+    batch = batched[0].shape[0]
+    return vertices.reshape((batch,) + vertices.shape[2:]), shaped.reshape((batch,) + shaped.shape[2:])
+
+
+def _chunked_skin_fwd(chunk, template, shapedirs, posedirs, weights_t, betas, pose_features, affine, translation):
+    vertices, shaped = _map_chunks(
+        chunk, template, shapedirs, posedirs, weights_t, betas, pose_features, affine, translation
+    )
+    # The blend-shaped vertices are kept (one [B, V, 3] array) instead of recomputing the pose blend shapes,
+    # the largest product; the blended transforms are recomputed per chunk (a product with only J = 24 terms).
+    return vertices, (shapedirs, posedirs, weights_t, betas, pose_features, affine, shaped)
+
+
+def _chunked_skin_bwd(chunk, residuals, grad_vertices):
+    shapedirs, posedirs, weights_t, betas, pose_features, affine, shaped = residuals
+    num_joints, num_vertices = weights_t.shape
+    weights = weights_t.T  # [V, J], 0.7 MB for SMPL
+
+    def body(grad_weights, inputs):
+        affine_c, shaped_c, grad_c = inputs
+        size = affine_c.shape[0]
+        blended = jnp.einsum("bjk,jv->bkv", affine_c, weights_t)  # [C, 12, V]
+        # d vertices_i / d blended[4i + k] = [x, y, z, 1]_k, written as one broadcast product in [C, 3, 4, V].
+        grad_planar = jnp.moveaxis(grad_c, -1, 1)  # [C, 3, V]
+        homogeneous = jnp.concatenate(
+            [jnp.moveaxis(shaped_c, -1, 1), jnp.ones((size, 1, num_vertices), shaped_c.dtype)], axis=1
+        )  # [C, 4, V]
+        grad_blended = (grad_planar[:, :, None, :] * homogeneous[:, None, :, :]).reshape(size, 12, num_vertices)
+        # [C * 12, V] x [V, J] with the weights as the right operand in their [V, J] layout: against weights_t
+        # [J, V], XLA transposed the large [C * 12, V] operand instead (most of the backward's time).
+        grad_affine = jnp.einsum("bkv,vj->bkj", grad_blended, weights).transpose(0, 2, 1)
+        grad_weights = grad_weights + jnp.einsum("bjk,bkv->jv", affine_c, grad_blended)
+        # d vertices_i / d shaped_k = blended[4i + k].
+        grad_shaped = jnp.stack(
+            [sum(grad_c[..., i] * blended[:, 4 * i + k] for i in range(3)) for k in range(3)], axis=-1
+        )
+        # Summed here, per chunk in cache, rather than over the whole [B, V, 3] gradient afterwards.
+        grad_translation = grad_blended[:, 3::4].sum(axis=-1)
+        return grad_weights, (grad_shaped, grad_affine, grad_translation)
+
+    grad_weights, (grad_shaped, grad_affine, grad_translation) = jax.lax.scan(
+        body,
+        jnp.zeros_like(weights_t),
+        (_split(chunk, affine), _split(chunk, shaped), _split(chunk, grad_vertices)),
+    )
+    batch = betas.shape[0]
+    grad_shaped = grad_shaped.reshape(batch, num_vertices * 3)
+    # The products with the blend bases over the whole batch at once (contracting over 3V).
+    return (
+        grad_shaped.sum(axis=0),
+        grad_shaped.T @ betas,
+        grad_shaped.T @ pose_features,
+        grad_weights,
+        grad_shaped @ shapedirs,
+        grad_shaped @ posedirs,
+        grad_affine.reshape(affine.shape),
+        grad_translation.reshape(batch, 3),
+    )
+
+
+_chunked_skin.defvjp(_chunked_skin_fwd, _chunked_skin_bwd)
 
 
 def _apply_blended_affine(blended: jax.Array, points: jax.Array, translation: jax.Array) -> jax.Array:
