@@ -68,7 +68,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.sbr.stage1_steps = 500  # batches of labelled images only, then labelled + clips
     config.sbr.clip_batch_size = 16  # unlabelled clips per stage-2 batch (global); 0 = batch_size
     config.sbr.registration_weight = 0.1  # SBR with labelled data mixed in (0.2 on video alone)
-    config.sbr.locator = "soft_argmax"  # how the registration loss reads detections (see eval.locator)
+    # How the registration loss reads detections: SBR's peak finder as for evaluation (eval.locator and
+    # eval.radius), not the global softmax at loss.coord_temperature ("soft_argmax", the old default) that
+    # snaps to the heatmap grid (see the supervised config's docstring).
+    config.sbr.locator = "local_soft_argmax"
     config.sbr.through_lk = True  # gradient through the tracker into the neighbour frames (SBR)
     config.sbr.fb_threshold = 1.0  # forward-backward round trip, pixels
     config.sbr.max_displacement = 2.0  # tracked point to detection, pixels

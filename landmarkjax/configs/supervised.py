@@ -15,6 +15,15 @@ On 300-W (68 points; NME on `full`, `common` and `challenging`), once built with
 
     python train.py --config=landmarkjax/configs/supervised.py --config.data.source=face300w \
         --config.data.tfds_data_dir=/data/tfds
+
+Read-out (`eval.locator`). Landmarks are read with SBR's own peak finder, `local_soft_argmax` (argmax, then
+the value-weighted centroid of the heatmap in a 7x7 window, `eval.radius = 3`), not with the global
+soft-argmax at temperature 0.05 that the coordinate loss trains (`loss.coord_temperature`). On ideal
+Gaussian heatmaps of the configs' sigma (1 cell) the global softmax snaps toward the grid: its error
+reaches 0.38 cells (0.27 along one axis), 1.5 px at stride 4, about the detector's whole NME, while the
+local centroid stays below 0.005 cells at radius 3 (0.063 at radius 2, 0.0001 at radius 4, which sums
+more of a trained map's noise): `python benchmarks/readout.py`, BENCHMARKS.md. The old read-out stays
+available as `--config.eval.locator=soft_argmax`.
 """
 
 from __future__ import annotations
@@ -62,8 +71,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.loss.coord_temperature = 0.05  # soft-argmax softmax temperature (heatmap values peak at 1)
 
     config.eval = ml_collections.ConfigDict()
-    config.eval.locator = "soft_argmax"  # or "local_soft_argmax" (SBR's peak finder)
-    config.eval.radius = 2  # local_soft_argmax window half-size, heatmap cells
+    # How landmarks are read off the last stage's heatmaps for evaluation and inference (see the docstring):
+    # SBR's peak finder (argmax, then the value-weighted centroid of a (2 radius + 1)^2 window), or
+    # "soft_argmax" (the global softmax at loss.coord_temperature, the default before issue 11).
+    config.eval.locator = "local_soft_argmax"
+    config.eval.radius = 3  # local_soft_argmax window half-size, heatmap cells (3 sigma at sigma 1)
     config.eval.threshold = 0.08  # AUC / failure-rate threshold on the inter-ocular NME
     config.eval.num_visualized = 16
 
