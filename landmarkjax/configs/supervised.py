@@ -60,6 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.stage_depth = 3
     config.model.stage_kernel_size = 3
     config.model.stage_dilation = 2
+    config.model.stage_small_depth = 0  # 3x3 convolutions after those in each refinement stage (SBR: 4)
     config.model.stage_head_width = 0
     config.model.with_background = True
 

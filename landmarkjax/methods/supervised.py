@@ -55,6 +55,7 @@ def build_detector(config: ml_collections.ConfigDict, num_keypoints: int = NUM_F
         stage_depth=model.stage_depth,
         stage_kernel_size=model.stage_kernel_size,
         stage_dilation=model.stage_dilation,
+        stage_small_depth=model.get("stage_small_depth", 0),
         stage_head_width=model.stage_head_width,
         with_background=model.with_background,
     )
