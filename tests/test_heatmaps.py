@@ -332,6 +332,8 @@ def _configs_readouts():
                          ("sbr:vgg16", sbr.get_config("vgg16"))):
         out.append((name, config.loss.heatmap_sigma, config.eval.locator, config.eval.radius,
                     config.loss.coord_temperature))
+        out.append((name + "/coord_loss", config.loss.heatmap_sigma, config.loss.coord_locator,
+                    config.eval.radius, config.loss.coord_temperature))
         if "sbr" in config:  # the read-out of the registration loss
             out.append((name + "/registration", config.loss.heatmap_sigma, config.sbr.locator,
                         config.eval.radius, config.loss.coord_temperature))
