@@ -19,7 +19,6 @@ from landmarkjax.configs.defaults import DEFAULT_METHOD, config_path, default_co
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY = [
-    "--config.total_steps=4",
     "--config.batch_size=8",
     "--config.eval_batch_size=8",
     "--config.log_every=2",
@@ -34,8 +33,10 @@ TINY = [
     "--config.model.num_stages=2",
     "--config.model.stage_depth=1",
     "--config.eval.num_visualized=4",
-    # The default method is SBR: two supervised steps, then two with tiny unlabelled clips.
+    # The default method is SBR: two supervised steps, then two with tiny unlabelled clips (total_steps
+    # follows the two stages' lengths).
     "--config.sbr.stage1_steps=2",
+    "--config.sbr.stage2_steps=2",
     "--config.sbr.clip_batch_size=4",
     "--config.sbr.lk.window_radius=3",
     "--config.data.num_train_clips=8",
@@ -64,7 +65,8 @@ def test_default_config_is_sbr():
     assert default_config_path() == config_path("sbr") == os.path.abspath(sbr.__file__)
     config = sbr.get_config()
     assert config.method == "sbr" and config.data.image_size == 64
-    assert 0 < config.sbr.stage1_steps < config.total_steps  # both stages run
+    assert config.sbr.stage1_steps > 0 and config.sbr.stage2_steps > 0  # both stages run
+    assert config.total_steps == config.sbr.stage1_steps + config.sbr.stage2_steps
     assert "python train.py" in sbr.__doc__
     with pytest.raises(FileNotFoundError, match="No config file for method 'nope'"):
         config_path("nope")
@@ -129,7 +131,7 @@ def _train_losses(workdir):
 def test_sigkill_during_training_then_resume_matches_an_uninterrupted_run(tmp_path):
     args = [
         *TINY,
-        "--config.total_steps=300",
+        "--config.sbr.stage2_steps=298",  # 300 steps in all
         "--config.log_every=1",
         "--config.checkpoint_every=20",
         "--config.eval_every=0",

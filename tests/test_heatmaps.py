@@ -321,3 +321,47 @@ def test_soft_argmax_family_gradients_are_finite(heatmaps):
 def test_render_gradients_are_finite(points, sigma):
     grad_points, grad_sigma = _render_grad(points, sigma)
     assert np.all(np.isfinite(grad_points)) and np.isfinite(grad_sigma)
+
+
+def _configs_readouts():
+    """(name, sigma in cells, locator, radius, temperature) of the face configs' evaluation read-outs."""
+    from landmarkjax.configs import sbr, supervised
+
+    out = []
+    for name, config in (("supervised", supervised.get_config()), ("sbr", sbr.get_config()),
+                         ("sbr:vgg16", sbr.get_config("vgg16"))):
+        out.append((name, config.loss.heatmap_sigma, config.eval.locator, config.eval.radius,
+                    config.loss.coord_temperature))
+        out.append((name + "/coord_loss", config.loss.heatmap_sigma, config.loss.coord_locator,
+                    config.eval.radius, config.loss.coord_temperature))
+        if "sbr" in config:  # the read-out of the registration loss
+            out.append((name + "/registration", config.loss.heatmap_sigma, config.sbr.locator,
+                        config.eval.radius, config.loss.coord_temperature))
+    return out
+
+
+@pytest.mark.parametrize("name, sigma, locator, radius, temperature", _configs_readouts())
+def test_configs_readout_is_within_005_cells_at_every_sub_cell_offset(name, sigma, locator, radius, temperature):
+    # SBR issue 11: an ideal Gaussian bump (closed form, numpy) centred at every sub-cell offset of a
+    # 21 x 21 grid over one cell; the read-out must land within 0.05 cells of the true centre.
+    from landmarkjax.ops.heatmaps import locate_landmarks
+
+    offsets = np.linspace(0.0, 1.0, 21)
+    grid = np.stack(np.meshgrid(offsets, offsets), axis=-1).reshape(-1, 1, 2)
+    points = 7.0 + grid  # [P, 1, 2] (x, y) cells of a 16 x 16 map
+    heatmaps = np.exp(_log_gaussian_numpy(points, 16, 16, sigma)).astype(np.float32)
+    located = locate_landmarks(jnp.asarray(heatmaps), 1, 1, locator=locator, radius=radius, temperature=temperature)
+    error = np.linalg.norm(np.asarray(located) - points, axis=-1)
+    assert error.max() < 0.05, (name, locator, float(error.max()))
+
+
+def test_old_global_softmax_readout_snaps_to_the_grid():
+    # Why the configs changed: the global softmax over heatmap values at temperature 0.05 (the old default)
+    # misses an ideal sigma-1 Gaussian by 0.27 cells along x at offset 0.3 (a numpy reference of the same
+    # definition gives the same).
+    points = np.array([[[7.3, 7.0]]])
+    heatmaps = np.exp(_log_gaussian_numpy(points, 16, 16, 1.0))
+    expected = _soft_argmax_numpy(heatmaps, 0.05)
+    got = np.asarray(soft_argmax(jnp.asarray(heatmaps, jnp.float32), 0.05))
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert abs(got[0, 0, 0] - 7.3) > 0.25

@@ -100,13 +100,15 @@ def _conv_parameters(layers):
 
 
 def test_sbr_vgg16_cpm_has_the_published_layers():
-    # SBR's cpm_vgg16 layer by layer (input channels, output channels, kernel side), K = 68 + background.
+    # SBR's cpm_vgg16 layer by layer (input channels, output channels, kernel side), K = 68 + background;
+    # a refinement stage is 3 x 7x7 + 4 x 3x3 convolutions, a 128-channel 1x1 and the 1x1 head, as in the
+    # official models/cpm_vgg16.py.
     maps = 69
     vgg16_first_ten = [(3, 64, 3), (64, 64, 3), (64, 128, 3), (128, 128, 3), (128, 256, 3), (256, 256, 3),
                        (256, 256, 3), (256, 512, 3), (512, 512, 3), (512, 512, 3)]
     cpm_feature = [(512, 256, 3), (256, 128, 3)]
     stage1 = [(128, 128, 3)] * 4 + [(128, 512, 1), (512, maps, 1)]
-    later_stage = [(128 + maps, 128, 7)] + [(128, 128, 7)] * 4 + [(128, 128, 1), (128, maps, 1)]
+    later_stage = [(128 + maps, 128, 7)] + [(128, 128, 7)] * 2 + [(128, 128, 3)] * 4 + [(128, 128, 1), (128, maps, 1)]
     expected = _conv_parameters(vgg16_first_ten + cpm_feature + stage1 + 2 * later_stage)
 
     model = sbr_vgg16_cpm(68)
@@ -116,6 +118,13 @@ def test_sbr_vgg16_cpm_has_the_published_layers():
     assert sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params)) == expected
     backbone = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params["params"]["backbone"]))
     assert backbone == _conv_parameters(vgg16_first_ten) == 7_635_264
+    # Each refinement stage's kernels in order: [kh, kw, in, out].
+    for stage in (2, 3):
+        layers = [params["params"][f"stage{stage}_conv{i}"]["Conv_0"]["kernel"].shape for i in range(7)]
+        layers += [params["params"][f"stage{stage}_pre_head"]["Conv_0"]["kernel"].shape,
+                   params["params"][f"stage{stage}_head"]["kernel"].shape]
+        assert layers == [(k, k, cin, cout) for cin, cout, k in later_stage]
+        assert f"stage{stage}_conv7" not in params["params"]
 
 
 def test_conv_stack_takes_one_depth_per_block():

@@ -149,6 +149,7 @@ def test_sbr_on_300w_trains_on_its_images_and_evaluates_them(tmp_path, face300w_
     config = tiny_config("face300w", face300w_dir, base=sbr_config)
     config.total_steps = 2
     config.sbr.stage1_steps = 1
+    config.sbr.stage2_steps = 1
     config.sbr.clip_batch_size = 0
     config.sbr.tracking_scale = 1
     config.sbr.lk.window_radius = 3

@@ -33,6 +33,7 @@ def tiny_config():
     config.data.num_eval_clips = 6
     config.data.eval_clip_length = 4
     config.sbr.stage1_steps = 2
+    config.sbr.stage2_steps = 2
     config.sbr.clip_batch_size = 0  # as many clips as labelled images
     config.sbr.tracking_scale = 1
     config.sbr.lk.window_radius = 3
@@ -58,7 +59,7 @@ def test_method_is_registered_and_validates_its_config():
 
 def test_clips_join_the_batches_in_the_registration_phase_and_the_position_is_checkpointed():
     method = SBRMethod(tiny_config())
-    assert [(p.name, p.num_steps) for p in method.phases()] == [(SUPERVISED_PHASE, 2), (REGISTRATION_PHASE, None)]
+    assert [(p.name, p.num_steps) for p in method.phases()] == [(SUPERVISED_PHASE, 2), (REGISTRATION_PHASE, 2)]
     data = method.train_loader(2)
     first = method.next_batch(data, SUPERVISED_PHASE)
     third = method.next_batch(data, REGISTRATION_PHASE)
@@ -77,6 +78,7 @@ def test_clips_join_the_batches_in_the_registration_phase_and_the_position_is_ch
 def test_clip_batch_size_sets_the_number_of_clips_per_batch():
     config = tiny_config()
     config.sbr.stage1_steps = 0
+    config.sbr.stage2_steps = 4
     config.sbr.clip_batch_size = 4  # global; the tests run 4 CPU devices in one process
     method = SBRMethod(config)
     assert [p.name for p in method.phases()] == [REGISTRATION_PHASE]
@@ -136,6 +138,7 @@ def test_tracking_scale_tracks_on_the_large_frames_and_reports_small_pixels():
     assert float(large_loss) != pytest.approx(2 * float(small_loss), rel=0.2)  # not in large pixels
 
     large_config.sbr.stage1_steps = 0
+    large_config.sbr.stage2_steps = 4
     large_method = SBRMethod(large_config)
     batch = large_method.next_batch(large_method.train_loader(4), REGISTRATION_PHASE)
     assert batch["image"].shape == (4, 32, 32, 3) and batch[CLIP_KEY].shape == (4, 3, 64, 64, 3)
@@ -183,3 +186,141 @@ def test_vgg16_variant_builds_the_published_detector():
     assert jax.tree.map(lambda p: p.shape, params) == jax.tree.map(lambda p: p.shape, reference)
     with pytest.raises(ValueError, match="variant"):
         get_config("vgg19")
+
+
+def test_registration_weight_for_fraction_on_a_toy_case_with_a_known_answer():
+    from landmarkjax.methods.sbr import registration_weight_for_fraction
+
+    # ||g_s|| = sqrt(3^2 + 4^2 + 12^2) = 13, ||g_r|| = sqrt(0.6^2 + 0.8^2) = 1: w = f * 13.
+    supervised = {"a": jnp.array([3.0, 4.0]), "b": {"c": jnp.array([[12.0]])}}
+    registration = {"a": jnp.array([0.0, 0.6]), "b": {"c": jnp.array([[-0.8]])}}
+    weight, supervised_norm, registration_norm = registration_weight_for_fraction(supervised, registration, 0.25)
+    assert float(supervised_norm) == pytest.approx(13.0) and float(registration_norm) == pytest.approx(1.0)
+    assert float(weight) == pytest.approx(3.25)
+    weighted = optax.tree.norm(jax.tree.map(lambda r: weight * r, registration))
+    assert float(weighted) == pytest.approx(0.25 * 13.0)  # the stated fraction of the supervised norm
+    # No landmark registered (zero gradient): no weight can give the fraction; "not chosen" (-1), no NaN.
+    zero = jax.tree.map(jnp.zeros_like, registration)
+    weight, _, _ = registration_weight_for_fraction(supervised, zero, 0.25)
+    assert float(weight) == -1.0
+
+
+def _accept_every_track(config):
+    # An untrained detector is neither confident nor close to the tracks: accept every track.
+    config.sbr.min_confidence = 0.0
+    config.sbr.max_displacement = 1e3
+    config.sbr.fb_threshold = 1e3
+    return config
+
+
+@pytest.mark.slow
+def test_gradient_fraction_sets_the_weight_on_the_first_stage2_batch_and_keeps_it():
+    config = _accept_every_track(tiny_config())
+    config.sbr.registration_gradient_fraction = 0.5
+    # Detached targets and a short one-level LK keep the compile short; the weight logic is the same.
+    config.sbr.registration_targets = "official"
+    config.sbr.lk.update(num_levels=1, num_iterations=3)
+    method = SBRMethod(config)
+    state = method.init_state(jax.random.key(0))
+    assert float(state.registration_weight) == -1.0  # not chosen before stage 2
+    data = method.train_loader(4)
+    batch = {key: jnp.asarray(value) for key, value in method.next_batch(data, REGISTRATION_PHASE).items()}
+    step = jax.jit(lambda s, b: method.train_step(s, b, None, None, phase=REGISTRATION_PHASE))
+    new_state, metrics = step(state, batch)
+
+    # The reference: both gradients taken on their own, w = 0.5 ||g_s|| / ||g_r||.
+    supervised_grads = jax.jit(jax.grad(lambda p: method.loss_fn(p, batch)[0]))(state.params)
+    registration_grads = jax.jit(jax.grad(lambda p: method.registration_loss_fn(p, batch[CLIP_KEY])[0]))(
+        state.params
+    )
+    supervised_norm = float(optax.tree.norm(supervised_grads))
+    registration_norm = float(optax.tree.norm(registration_grads))
+    assert registration_norm > 0
+    expected = 0.5 * supervised_norm / registration_norm
+    assert float(new_state.registration_weight) == pytest.approx(expected, rel=1e-4)
+    assert float(metrics["registration_weight"]) == pytest.approx(expected, rel=1e-4)
+    assert float(metrics["supervised_grad_norm"]) == pytest.approx(supervised_norm, rel=1e-4)
+    assert float(metrics["registration_grad_norm"]) == pytest.approx(registration_norm, rel=1e-4)
+    assert float(metrics["weighted_registration_loss"]) == pytest.approx(
+        expected * float(metrics["registration_loss"]), rel=1e-4
+    )
+    assert float(metrics["loss"]) == pytest.approx(
+        float(metrics["supervised_loss"]) + float(metrics["weighted_registration_loss"]), rel=1e-5
+    )
+    # Later batches keep the chosen weight, whatever their gradients.
+    batch = {key: jnp.asarray(value) for key, value in method.next_batch(data, REGISTRATION_PHASE).items()}
+    later_state, later = step(new_state, batch)
+    assert float(later_state.registration_weight) == float(new_state.registration_weight)
+    assert float(later["registration_weight"]) == float(new_state.registration_weight)
+
+
+def test_stage_lengths_and_schedules_are_independent_config_fields():
+    config = tiny_config()
+    config.sbr.stage1_steps, config.sbr.stage2_steps = 6, 4
+    config.total_steps = 10
+    config.optimizer.update(learning_rate=1.0, warmup_steps=0, schedule="cosine")
+    config.sbr.stage2_optimizer.update(learning_rate=0.1, warmup_steps=0, schedule="cosine")
+    method = SBRMethod(config)
+    assert [(p.name, p.num_steps) for p in method.phases()] == [(SUPERVISED_PHASE, 6), (REGISTRATION_PHASE, 4)]
+    schedule = method.learning_rate_schedule()
+
+    def cosine(peak, step, length):  # optax's cosine decay to 0, closed form
+        return peak * 0.5 * (1 + np.cos(np.pi * min(step, length) / length))
+
+    expected = [cosine(1.0, k, 6) for k in range(6)] + [cosine(0.1, k, 4) for k in range(4)]
+    np.testing.assert_allclose([float(schedule(k)) for k in range(10)], expected, rtol=1e-5, atol=1e-7)
+    # A longer stage 2 leaves stage 1's schedule as it was, and restarts its own over its new length.
+    config.sbr.stage2_steps = 8
+    config.total_steps = 14
+    longer = SBRMethod(config).learning_rate_schedule()
+    np.testing.assert_allclose([float(longer(k)) for k in range(6)], expected[:6], rtol=1e-6)
+    np.testing.assert_allclose([float(longer(6 + k)) for k in range(8)], [cosine(0.1, k, 8) for k in range(8)],
+                               rtol=1e-5, atol=1e-7)
+    # The optimiser follows that schedule: plain SGD steps by -lr(step) * gradient.
+    config.optimizer.update(name="sgd", momentum=0.0)
+    optimizer = SBRMethod(config).optimizer
+    params = {"w": jnp.ones(3)}
+    opt_state = optimizer.init(params)
+    for k in range(8):
+        updates, opt_state = optimizer.update({"w": jnp.ones(3)}, opt_state, params)
+        np.testing.assert_allclose(np.asarray(updates["w"]), -float(longer(k)) * np.ones(3), rtol=1e-5, atol=1e-7)
+
+    # The default config: total_steps follows the two stages' lengths; an inconsistent total is refused.
+    default = get_config()
+    assert default.total_steps == 600
+    default.sbr.stage2_steps = 300
+    assert default.total_steps == 800
+    default.sbr.stage2_steps = 0  # the detector alone: only stage 1
+    assert default.total_steps == 500
+    config = tiny_config()
+    config.total_steps = 7
+    with pytest.raises(ValueError, match="total_steps must be sbr.stage1_steps"):
+        SBRMethod(config)
+    config = tiny_config()
+    config.sbr.stage2_steps, config.total_steps = 0, 2
+    assert [p.name for p in SBRMethod(config).phases()] == [SUPERVISED_PHASE]
+
+
+def test_registration_targets_names_the_paper_and_the_official_variants(monkeypatch):
+    from landmarkjax.methods import sbr as sbr_module
+
+    seen = []
+    original = sbr_module.losses.registration_loss
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["through_lk"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sbr_module.losses, "registration_loss", spy)
+    for targets, through_lk in (("paper", True), ("official", False)):
+        config = tiny_config()
+        config.sbr.registration_targets = targets
+        method = SBRMethod(config)
+        params = jax.eval_shape(method.init_state, jax.random.key(0)).params
+        jax.eval_shape(method.registration_loss_fn, params, jax.ShapeDtypeStruct((2, 3, 32, 32, 3), jnp.float32))
+        assert seen[-1] is through_lk
+    assert get_config().sbr.registration_targets == "paper"
+    config = tiny_config()
+    config.sbr.registration_targets = "stable"
+    with pytest.raises(ValueError, match="registration_targets"):
+        SBRMethod(config)

@@ -138,6 +138,10 @@ def test_method_is_registered_and_validates_its_config():
     with pytest.raises(ValueError, match="eval.locator must be one of"):
         SupervisedMethod(config)
     config = tiny_config()
+    config.loss.coord_locator = "hard"
+    with pytest.raises(ValueError, match="loss.coord_locator must be one of"):
+        SupervisedMethod(config)
+    config = tiny_config()
     config.method = "no_such_method"
     with pytest.raises(ValueError, match="config.method must be one of"):
         build_method(config)

@@ -15,6 +15,20 @@ On 300-W (68 points; NME on `full`, `common` and `challenging`), once built with
 
     python train.py --config=landmarkjax/configs/supervised.py --config.data.source=face300w \
         --config.data.tfds_data_dir=/data/tfds
+
+Read-out (`loss.coord_locator`, `eval.locator`). The coordinate loss, evaluation, inference and SBR's
+registration loss all read landmarks with SBR's own peak finder, `local_soft_argmax` (argmax, then the
+value-weighted centroid of the heatmap in a 7x7 window, `eval.radius = 3`), instead of the global soft-argmax
+at temperature 0.05 used before issue 11 (still available: `--config.loss.coord_locator=soft_argmax
+--config.eval.locator=soft_argmax`). On ideal Gaussian heatmaps of this config's sigma (1 cell) the global
+softmax snaps toward the grid, up to 0.38 cells (1.5 px) off, while the local centroid stays within 0.005
+cells (`python benchmarks/readout.py`, BENCHMARKS.md). On trained detectors, though, what matters is that the
+read-out is the one the coordinate loss trained: the old detector (500 steps, seed 0) scores NME 0.0418 with
+its global softmax but 0.0599 with the local centroid, while a detector whose coordinate loss trains the local
+centroid scores 0.0407 with it (AUC@0.08 0.513 vs 0.484; failure rate 4.3 % vs 2.0 %; one seed each, so the
+NME difference is within run-to-run noise). The two read-outs are hence switched together, and this one is
+chosen because it is also exact on ideal Gaussians, so sharper heatmaps later in training (or the VGG-16
+detector's) are not snapped to the grid.
 """
 
 from __future__ import annotations
@@ -51,6 +65,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.stage_depth = 3
     config.model.stage_kernel_size = 3
     config.model.stage_dilation = 2
+    config.model.stage_small_depth = 0  # 3x3 convolutions after those in each refinement stage (SBR: 4)
     config.model.stage_head_width = 0
     config.model.with_background = True
 
@@ -59,11 +74,19 @@ def get_config() -> ml_collections.ConfigDict:
     config.loss.target_threshold = 0.01
     config.loss.heatmap_weight = 1.0
     config.loss.coord_weight = 0.05
-    config.loss.coord_temperature = 0.05  # soft-argmax softmax temperature (heatmap values peak at 1)
+    config.loss.coord_temperature = 0.05  # temperature of the "soft_argmax" read-out (heatmap values peak at 1)
+    # The read-out the coordinate loss trains (radius: eval.radius): "local_soft_argmax", or "soft_argmax"
+    # (the global softmax at coord_temperature, the default before issue 11). Keep it equal to eval.locator:
+    # a detector read with another read-out than the one it was trained for scores far worse (docstring).
+    config.loss.coord_locator = "local_soft_argmax"
 
     config.eval = ml_collections.ConfigDict()
-    config.eval.locator = "soft_argmax"  # or "local_soft_argmax" (SBR's peak finder)
-    config.eval.radius = 2  # local_soft_argmax window half-size, heatmap cells
+    # How landmarks are read off the last stage's heatmaps for evaluation and inference (see the docstring):
+    # SBR's peak finder (argmax, then the value-weighted centroid of a (2 radius + 1)^2 window), or
+    # "soft_argmax" (the global softmax at loss.coord_temperature, the default before issue 11); the same as
+    # loss.coord_locator.
+    config.eval.locator = "local_soft_argmax"
+    config.eval.radius = 3  # local_soft_argmax window half-size, heatmap cells (3 sigma at sigma 1)
     config.eval.threshold = 0.08  # AUC / failure-rate threshold on the inter-ocular NME
     config.eval.num_visualized = 16
 

@@ -1,14 +1,18 @@
 """Supervision-by-Registration (Dong et al., CVPR 2018): a CPM detector refined on unlabelled clips.
 
-Two training phases (`landmarkjax.training.method.Phase`): "supervised" (the first `sbr.stage1_steps`
-steps) trains the supervised CPM of `landmarkjax.methods.supervised` on labelled faces; "registration"
-(the rest of the run) adds unlabelled three-frame face clips: the
+Two training phases (`landmarkjax.training.method.Phase`): "supervised" (`sbr.stage1_steps` steps)
+trains the supervised CPM of `landmarkjax.methods.supervised` on labelled faces; "registration"
+(`sbr.stage2_steps` steps; `total_steps` must be their sum) adds unlabelled three-frame face clips: the
 detector runs on every frame, the detections of frames t-1 and t+1 are tracked into frame t with pyramidal
 Lucas-Kanade, and `landmarkjax.losses.registration_loss` pulls the detections of frame t toward those
 tracks (points failing the forward-backward check, too far from the detection, or with a weak heatmap peak
-are dropped). The total loss is supervised + `sbr.registration_weight` * registration; with
-`sbr.through_lk` the gradient also flows through the tracker into the neighbour frames' detections (SBR),
-otherwise the tracks are fixed targets.
+are dropped). The total loss is supervised + w * registration, with w = `sbr.registration_weight`, or, with
+`sbr.registration_gradient_fraction` = f, the w that makes ||w grad(registration)|| = f ||grad(supervised)||
+on the first stage-2 batch (kept in the train state, `SBRTrainState.registration_weight`, for the rest of
+the run). With `sbr.registration_targets = "paper"` the gradient also flows through the tracker into the
+neighbour frames' detections (the paper); with "official" the tracks are detached targets (the official
+code's released configs, `stable: 1`). Each stage has its own learning-rate schedule: `optimizer` over
+stage 1, `sbr.stage2_optimizer` over stage 2 (one optimiser state throughout).
 
 A training batch holds the labelled images (`image`, `landmarks`, `visibility`) and, in the
 registration phase,
@@ -27,10 +31,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 
 from landmarkjax import losses, metrics
 from landmarkjax.data import face_sources
@@ -40,15 +46,67 @@ from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource
 from landmarkjax.data.visualize import draw_landmarks
 from landmarkjax.methods.supervised import SupervisedMethod
 from landmarkjax.ops.heatmaps import LOCATORS
-from landmarkjax.training.method import Phase, TrainState
+from landmarkjax.training.method import Phase, TrainState, apply_gradients, mean_over_axis
+from landmarkjax.training.optimizers import learning_rate_schedule, make_optimizer
 from landmarkjax.training.streams import Streams
 
-__all__ = ["CLIP_KEY", "REGISTRATION_PHASE", "SBRMethod", "SUPERVISED_PHASE", "build", "clip_augmentation"]
+__all__ = [
+    "CLIP_KEY",
+    "REGISTRATION_PHASE",
+    "REGISTRATION_TARGETS",
+    "SBRMethod",
+    "SBRTrainState",
+    "SUPERVISED_PHASE",
+    "build",
+    "clip_augmentation",
+    "registration_weight_for_fraction",
+]
 
 # The batch key of the unlabelled clips, float32 [B, 3, H, W, 3] in [0, 1].
 CLIP_KEY = "clip_frames"
 SUPERVISED_PHASE = "supervised"
 REGISTRATION_PHASE = "registration"
+# `sbr.registration_targets`: "paper" = gradient through the tracker (the paper's Eq. 7), "official" =
+# detached tracked points (the official code's released configs, `stable: 1`).
+REGISTRATION_TARGETS = ("paper", "official")
+# `SBRTrainState.registration_weight` before the weight has been chosen from the gradients.
+_WEIGHT_NOT_CHOSEN = -1.0
+
+
+@flax.struct.dataclass
+class SBRTrainState(TrainState):
+    """`TrainState` plus the registration weight in force.
+
+    Attributes:
+      registration_weight: float32 scalar, the weight of the registration loss: `sbr.registration_weight`,
+        or, with `sbr.registration_gradient_fraction`, the one chosen on the first stage-2 batch (-1 until
+        then). Checkpointed with the state, so a resumed run keeps it.
+    """
+
+    registration_weight: jnp.ndarray
+
+
+def registration_weight_for_fraction(
+    supervised_grads: Any, registration_grads: Any, fraction: float | jnp.ndarray
+) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """The weight w with ||w g_r|| = fraction ||g_s|| (global L2 norms over every leaf).
+
+    Args:
+      supervised_grads: g_s, a pytree of arrays (the supervised loss's gradient).
+      registration_grads: g_r, a pytree of the same structure (the registration loss's gradient).
+      fraction: f >= 0, the registration gradient's norm as a fraction of the supervised one's.
+
+    Returns:
+      (w, ||g_s||, ||g_r||) as float32 scalars; w is NaN-free: -1 (`not chosen`) when ||g_r|| = 0 (no
+      landmark passed the registration checks), since no weight gives a zero gradient that fraction.
+    """
+    supervised_norm = optax.tree.norm(supervised_grads).astype(jnp.float32)
+    registration_norm = optax.tree.norm(registration_grads).astype(jnp.float32)
+    positive = registration_norm > 0
+    weight = jnp.where(
+        positive, fraction * supervised_norm / jnp.where(positive, registration_norm, 1.0), _WEIGHT_NOT_CHOSEN
+    )
+    return weight, supervised_norm, registration_norm
 
 
 def clip_augmentation(data: ml_collections.ConfigDict, scale: int = 1) -> RandomFaceAugment:
@@ -66,10 +124,26 @@ class SBRMethod(SupervisedMethod):
     def __init__(self, config: ml_collections.ConfigDict):
         super().__init__(config)
         sbr = config.sbr
-        if sbr.stage1_steps < 0:
-            raise ValueError(f"sbr.stage1_steps must be >= 0; got {sbr.stage1_steps}.")
+        if sbr.stage1_steps < 0 or sbr.stage2_steps < 0 or sbr.stage1_steps + sbr.stage2_steps < 1:
+            raise ValueError(
+                f"sbr.stage1_steps and sbr.stage2_steps must be >= 0, one of them > 0; got "
+                f"{sbr.stage1_steps} and {sbr.stage2_steps}."
+            )
+        if config.total_steps != sbr.stage1_steps + sbr.stage2_steps:
+            raise ValueError(
+                f"total_steps must be sbr.stage1_steps + sbr.stage2_steps = {sbr.stage1_steps + sbr.stage2_steps}; "
+                f"got {config.total_steps}. Set the stage lengths (total_steps follows them in "
+                f"landmarkjax/configs/sbr.py) instead of total_steps."
+            )
         if sbr.registration_weight < 0:
             raise ValueError(f"sbr.registration_weight must be >= 0; got {sbr.registration_weight}.")
+        fraction = sbr.registration_gradient_fraction
+        if fraction is not None and not fraction >= 0:
+            raise ValueError(f"sbr.registration_gradient_fraction must be None or >= 0; got {fraction}.")
+        if sbr.registration_targets not in REGISTRATION_TARGETS:
+            raise ValueError(
+                f"sbr.registration_targets must be one of {REGISTRATION_TARGETS}; got {sbr.registration_targets!r}."
+            )
         scale = sbr.tracking_scale
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise ValueError(f"sbr.tracking_scale must be an integer >= 1; got {sbr.tracking_scale!r}.")
@@ -79,17 +153,43 @@ class SBRMethod(SupervisedMethod):
             raise ValueError(
                 f"data.eval_clip_length must be >= 3 (jitter); got {config.data.eval_clip_length}."
             )
+        self.optimizer = make_optimizer(config.optimizer, config.total_steps, schedule=self.learning_rate_schedule())
+
+    def learning_rate_schedule(self) -> optax.Schedule:
+        """The learning rate per optimiser step: `optimizer` (warm-up + decay) over the `sbr.stage1_steps`
+        steps of stage 1, then `sbr.stage2_optimizer`'s schedule restarted over the `sbr.stage2_steps` of
+        stage 2. Either stage's schedule is thus independent of the other stage's length."""
+        sbr = self.config.sbr
+        stage1 = learning_rate_schedule(self.config.optimizer, sbr.stage1_steps)
+        stage2 = learning_rate_schedule(sbr.stage2_optimizer, sbr.stage2_steps)
+        if not sbr.stage1_steps:
+            return stage2
+        if not sbr.stage2_steps:
+            return stage1
+        return optax.join_schedules([stage1, stage2], [sbr.stage1_steps])
+
+    def init_state(self, rng: jax.Array) -> SBRTrainState:
+        state = super().init_state(rng)
+        fraction = self.config.sbr.registration_gradient_fraction
+        weight = self.config.sbr.registration_weight if fraction is None else _WEIGHT_NOT_CHOSEN
+        return SBRTrainState(
+            step=state.step,
+            params=state.params,
+            opt_state=state.opt_state,
+            registration_weight=jnp.asarray(weight, jnp.float32),
+        )
 
     def phases(self) -> tuple[Phase, ...]:
-        """"supervised" for `sbr.stage1_steps` steps (none if 0), then "registration" to the end.
+        """"supervised" for `sbr.stage1_steps` steps, then "registration" for `sbr.stage2_steps` (a stage
+        of 0 steps is left out).
 
         The registration phase's batches have another structure (clips), so `jax.jit` compiles its
         step once when it starts: a `lax.cond` on the step would do the same in one program, but
         XLA:CPU runs convolutions inside a conditional over 10x slower.
         """
-        stage1 = self.config.sbr.stage1_steps
-        registration = Phase(REGISTRATION_PHASE)
-        return (Phase(SUPERVISED_PHASE, stage1), registration) if stage1 else (registration,)
+        sbr = self.config.sbr
+        phases = [Phase(SUPERVISED_PHASE, sbr.stage1_steps), Phase(REGISTRATION_PHASE, sbr.stage2_steps)]
+        return tuple(phase for phase in phases if phase.num_steps)
 
     def detect(
         self, params: Any, frames: jnp.ndarray, locator: str | None = None
@@ -129,7 +229,7 @@ class SBRMethod(SupervisedMethod):
             frames,
             detections * scale + offset,
             confidences,
-            through_lk=sbr.through_lk,
+            through_lk=sbr.registration_targets == "paper",
             fb_threshold=sbr.fb_threshold * scale,
             max_displacement=sbr.max_displacement * scale,
             min_confidence=sbr.min_confidence,
@@ -137,22 +237,74 @@ class SBRMethod(SupervisedMethod):
         )
         return loss / scale, info["num_points"]
 
-    def objective(
-        self, params: Any, batch: Mapping[str, jnp.ndarray]
-    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-        """Supervised loss, plus the weighted registration loss when the batch has clips (registration)."""
-        supervised, parts = self.loss_fn(params, batch)
-        if CLIP_KEY in batch:
-            registration, num_points = self.registration_loss_fn(params, batch[CLIP_KEY])
-        else:
-            registration = num_points = jnp.zeros([], jnp.float32)
-        total = supervised + self.config.sbr.registration_weight * registration
-        return total, {
-            **parts,
-            "supervised_loss": supervised,
-            "registration_loss": registration,
-            "registered_points": num_points,
-        }
+    def train_step(
+        self,
+        state: SBRTrainState,
+        batch: Mapping[str, jax.Array],
+        rng: jax.Array,
+        frozen: Any,
+        *,
+        phase: str,
+        axis_name: str | None = None,
+    ) -> tuple[SBRTrainState, dict[str, jax.Array]]:
+        """One step on supervised + w * registration (w = `state.registration_weight`, see the module
+        docstring).
+
+        The two losses' gradients are taken separately (the labelled images and the clips are separate
+        inputs, so this costs what one gradient of the sum costs) and summed with the weight; their norms
+        are logged as `supervised_grad_norm` and `registration_grad_norm`. Every loss term is logged under
+        its own `*_loss` name (so the loop's NaN guard watches each): `heatmap_loss`, `coord_loss`,
+        `supervised_loss` (their weighted sum), `registration_loss` (pixels, unweighted) and
+        `weighted_registration_loss`; also `registered_points` and `registration_weight`.
+        """
+        del rng, frozen
+        if CLIP_KEY not in batch:  # stage 1
+            new_state, metrics = super().train_step(state, batch, None, None, phase=phase, axis_name=axis_name)
+            return new_state, {
+                **metrics,
+                "supervised_loss": metrics["loss"],
+                "registration_loss": jnp.zeros([], jnp.float32),
+                "weighted_registration_loss": jnp.zeros([], jnp.float32),
+                "registered_points": jnp.zeros([], jnp.float32),
+                "registration_weight": state.registration_weight,
+            }
+        (supervised, parts), supervised_grads = jax.value_and_grad(self.loss_fn, has_aux=True)(
+            state.params, batch
+        )
+        (registration, num_points), registration_grads = jax.value_and_grad(
+            self.registration_loss_fn, has_aux=True
+        )(state.params, batch[CLIP_KEY])
+        supervised_grads = mean_over_axis(supervised_grads, axis_name)
+        registration_grads = mean_over_axis(registration_grads, axis_name)
+        fraction = self.config.sbr.registration_gradient_fraction
+        chosen, supervised_norm, registration_norm = registration_weight_for_fraction(
+            supervised_grads, registration_grads, 0.0 if fraction is None else fraction
+        )
+        # The configured weight, or the one already chosen, or (first stage-2 batch) the one chosen now.
+        weight = jnp.where(state.registration_weight >= 0, state.registration_weight, chosen)
+        applied = jnp.maximum(weight, 0.0)  # not chosen yet: no registration gradient to weigh anyway
+        grads = jax.tree.map(lambda s, r: s + applied * r, supervised_grads, registration_grads)
+        new_state = apply_gradients(state, grads, self.optimizer).replace(
+            step=state.step + 1, registration_weight=weight
+        )
+        metrics = mean_over_axis(
+            {
+                "loss": supervised + applied * registration,
+                **parts,
+                "supervised_loss": supervised,
+                "registration_loss": registration,
+                "weighted_registration_loss": applied * registration,
+                "registered_points": num_points,
+            },
+            axis_name,
+        )
+        metrics.update(
+            grad_norm=optax.tree.norm(grads),
+            supervised_grad_norm=supervised_norm,
+            registration_grad_norm=registration_norm,
+            registration_weight=weight,
+        )
+        return new_state, metrics
 
     def eval_step(
         self, state: TrainState, batch: Mapping[str, jax.Array], frozen: Any

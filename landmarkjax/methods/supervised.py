@@ -3,9 +3,10 @@
 A multi-stage CPM (`landmarkjax.models.cpm.CPM`) regresses one Gaussian heatmap per landmark (plus a
 background map) at stride s. Loss = `heatmap_weight` * heatmap MSE summed over the stages (SBR's
 intermediate supervision; invisible landmarks' maps are left out) + `coord_weight` * the mean pixel
-distance between the soft-argmax of the last stage and the true landmarks. Landmarks are read off the
-last stage with the same soft-argmax (or, with `config.eval.locator="local_soft_argmax"`, SBR's peak
-finder: argmax, then a value-weighted centroid in a window) and mapped to image pixels. Evaluation
+distance between the landmarks read off the last stage with `config.loss.coord_locator` and the true
+landmarks. Landmarks are read off the last stage with `config.eval.locator` (the configs: SBR's peak finder,
+argmax then a value-weighted centroid in a window, for both; or the global soft-argmax) and mapped to
+image pixels. Evaluation
 reports NME (inter-ocular), AUC and failure rate at `config.eval.threshold`.
 """
 
@@ -55,6 +56,7 @@ def build_detector(config: ml_collections.ConfigDict, num_keypoints: int = NUM_F
         stage_depth=model.stage_depth,
         stage_kernel_size=model.stage_kernel_size,
         stage_dilation=model.stage_dilation,
+        stage_small_depth=model.get("stage_small_depth", 0),
         stage_head_width=model.stage_head_width,
         with_background=model.with_background,
     )
@@ -81,6 +83,9 @@ class SupervisedMethod(Method):
         self.heatmap_size = size // self.model.stride
         if config.eval.locator not in LOCATORS:
             raise ValueError(f"eval.locator must be one of {LOCATORS}; got {config.eval.locator!r}.")
+        coord_locator = config.loss.get("coord_locator", "soft_argmax")
+        if coord_locator not in LOCATORS:
+            raise ValueError(f"loss.coord_locator must be one of {LOCATORS}; got {coord_locator!r}.")
 
     def init_state(self, rng: jax.Array) -> TrainState:
         size = self.config.data.image_size
@@ -130,8 +135,9 @@ class SupervisedMethod(Method):
             stage_heatmaps[-1],
             self.model.num_keypoints,
             self.model.stride,
-            locator="soft_argmax",
+            locator=loss_config.get("coord_locator", "soft_argmax"),
             temperature=loss_config.coord_temperature,
+            radius=self.config.eval.radius,
         )
         coord_loss = jnp.mean(
             jax.vmap(losses.point_distance_loss)(coords, batch["landmarks"], batch["visibility"])

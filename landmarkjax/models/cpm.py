@@ -37,9 +37,11 @@ class CPM(nn.Module):
       stage1_depth: 3x3 convolutions of stage 1 (SBR: 4).
       stage1_head_width: channels of a 1x1 convolution + ReLU before stage 1's output (SBR: 512); 0 for
         none.
-      stage_depth: large-kernel convolutions in each refinement stage (stages 2..S).
-      stage_kernel_size: kernel side of those convolutions.
+      stage_depth: large-kernel convolutions in each refinement stage (stages 2..S; SBR: 3).
+      stage_kernel_size: kernel side of those convolutions (SBR: 7).
       stage_dilation: their dilation (a wider view of the face for the same cost).
+      stage_small_depth: 3x3 convolutions (dilation 1, `stage_width` channels) after them in each
+        refinement stage (SBR: 4).
       stage_head_width: channels of a 1x1 convolution + ReLU before the output of stages 2..S (SBR:
         128); 0 for none.
       with_background: if True, every stage also predicts a background map (channel K), as in SBR.
@@ -56,6 +58,7 @@ class CPM(nn.Module):
     stage_depth: int = 3
     stage_kernel_size: int = 5
     stage_dilation: int = 1
+    stage_small_depth: int = 0
     stage_head_width: int = 0
     with_background: bool = True
 
@@ -119,6 +122,8 @@ class CPM(nn.Module):
                     self.stage_dilation,
                     name=f"stage{stage}_conv{layer}",
                 )(hidden)
+            for layer in range(self.stage_depth, self.stage_depth + self.stage_small_depth):
+                hidden = ConvReLU(self.stage_width, 3, 1, name=f"stage{stage}_conv{layer}")(hidden)
             heatmaps = self._head(hidden, stage, self.stage_head_width)
             stages.append(heatmaps)
         return jnp.stack(stages)
@@ -127,9 +132,10 @@ class CPM(nn.Module):
 def sbr_vgg16_cpm(num_keypoints: int, num_stages: int = 3) -> CPM:
     """SBR's detector as published: VGG-16's first ten convolutions (conv1_1 .. conv4_3: widths 64, 128,
     256, 512 with 2, 2, 3, 3 convolutions, stride 8), two feature convolutions (256, 128), a stage 1 of
-    four 3x3 convolutions and a 512-channel 1x1 layer, then stages of five 7x7 convolutions and a
-    128-channel 1x1 layer, every stage predicting K heatmaps plus the background. Trained at 256x256 in
-    the paper (32x32 heatmaps); about 18.7M parameters for 68 landmarks and three stages.
+    four 3x3 convolutions and a 512-channel 1x1 layer, then stages of three 7x7 and four 3x3
+    convolutions (128 channels) and a 128-channel 1x1 layer, as in the official `cpm_vgg16.py`, every
+    stage predicting K heatmaps plus the background. Trained at 256x256 in the paper (32x32 heatmaps);
+    about 16.7M parameters for 68 landmarks and three stages.
     """
     return CPM(
         num_keypoints=num_keypoints,
@@ -140,9 +146,10 @@ def sbr_vgg16_cpm(num_keypoints: int, num_stages: int = 3) -> CPM:
         num_stages=num_stages,
         stage1_depth=4,
         stage1_head_width=512,
-        stage_depth=5,
+        stage_depth=3,
         stage_kernel_size=7,
         stage_dilation=1,
+        stage_small_depth=4,
         stage_head_width=128,
         with_background=True,
     )

@@ -28,7 +28,9 @@ def learning_rate_schedule(config: ml_collections.ConfigDict, total_steps: int) 
     return optax.join_schedules([ramp, after], [warmup])
 
 
-def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(
+    config: ml_collections.ConfigDict, total_steps: int, schedule: optax.Schedule | None = None
+) -> optax.GradientTransformation:
     """The optimiser described by `config`.
 
     Args:
@@ -36,8 +38,11 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax
         `weight_decay` (decoupled for adamw, L2-in-gradient for adam/sgd, as in the SBR reference),
         `momentum` (sgd), `grad_clip_norm` (0 disables clipping).
       total_steps: length of the run, for the schedule.
+      schedule: a learning rate per step that replaces `learning_rate_schedule(config, total_steps)`
+        (a method with phases joins one schedule per phase, as SBR does).
     """
-    schedule = learning_rate_schedule(config, total_steps)
+    if schedule is None:
+        schedule = learning_rate_schedule(config, total_steps)
     if config.name == "adamw":
         core = optax.adamw(schedule, weight_decay=config.weight_decay)
     elif config.name in ("adam", "sgd"):
