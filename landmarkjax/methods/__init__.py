@@ -21,6 +21,7 @@ METHODS: dict[str, str] = {
     "semisup": "landmarkjax.methods.semisup",
     "imm": "landmarkjax.methods.imm",
     "vos": "landmarkjax.methods.vos",
+    "hmr": "landmarkjax.methods.hmr",
 }
 
 
