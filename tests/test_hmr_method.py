@@ -121,15 +121,15 @@ def test_losses_count_visible_keypoints_and_paired_3d_only_and_an_all_invisible_
     assert np.isfinite(float(total))
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
     # numpy, from the definitions, over person 0 only: mean |dx|, |dy| of the visible keypoints in
-    # normalised units; half the mean squared pelvis-aligned joint error; half the mean squared error of
+    # normalised units; half the mean squared pelvis-aligned error of the 14 LSP joints; half the mean squared error of
     # [24 rotation matrices, betas].
     predicted = np.asarray(body["keypoints_norm"], np.float64)
     target = np.asarray(batch["keypoints_2d"], np.float64) / ((IMAGE_SIZE - 1) / 2.0) - 1.0
     visible = np.asarray(batch["visibility"]) > 0
     expected_2d = np.abs(predicted - target)[visible].sum() / (2 * visible.sum())
     np.testing.assert_allclose(float(parts["keypoints_2d_loss"]), expected_2d, rtol=1e-5)
-    joints = np.asarray(body["joints_3d"][0], np.float64)
-    true = np.asarray(batch["joints_3d"][0], np.float64)
+    joints = np.asarray(body["joints_3d"][0, :14], np.float64)  # the 14 LSP joints, as HMR
+    true = np.asarray(batch["joints_3d"][0, :14], np.float64)
     joints, true = joints - joints[[2, 3]].mean(0), true - true[[2, 3]].mean(0)
     np.testing.assert_allclose(float(parts["joints_3d_loss"]), 0.5 * np.mean((joints - true) ** 2), rtol=1e-4)
     true_rotations = _numpy_rodrigues(np.asarray(batch["pose"][0], np.float64).reshape(24, 3))

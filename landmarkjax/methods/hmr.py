@@ -19,7 +19,8 @@ Losses, on the last IEF iteration, weighted as the paper (`losses.HMR_LOSS_WEIGH
   * keypoints_2d_loss: `losses.keypoint_2d_l1_loss` in normalised image units, visibility-weighted (a
     keypoint the body model cannot produce, e.g. the face points of a model without the cocoplus
     regressor, counts as invisible); x `hmr.keypoint_weight` (60);
-  * joints_3d_loss: `losses.joints_3d_loss` (pelvis = mean of the hips, metres^2) and smpl_loss:
+  * joints_3d_loss: `losses.joints_3d_loss` on the 14 LSP joints (pelvis = mean of the hips, metres^2),
+    and smpl_loss:
     `losses.smpl_parameter_loss` (24 rotation matrices + 10 betas) on the images with has_3d; x 1 each;
   * adversarial_loss: `losses.lsgan_generator_loss` of the discriminator's 25 scores of the predicted
     body (`pose_to_rotation_matrices(pose)[:, 1:]`, the 23 body joints, and betas); x
@@ -330,7 +331,10 @@ class HMRMethod(Method):
         target = pixels_to_normalized(batch["keypoints_2d"], size, size)
         keypoint_loss = losses.keypoint_2d_l1_loss(body["keypoints_norm"], target, visibility)
         has_3d = batch["has_3d"] * float(bool(hmr.use_3d))
-        joints_loss = losses.joints_3d_loss(body["joints_3d"], batch["joints_3d"], has_3d, _HIPS)
+        # The 14 LSP joints, as HMR's 3D loss (its 3D datasets have no face keypoints).
+        joints_loss = losses.joints_3d_loss(
+            body["joints_3d"][:, :NUM_EVAL_JOINTS], batch["joints_3d"][:, :NUM_EVAL_JOINTS], has_3d, _HIPS
+        )
         target_rotations = rodrigues(batch["pose"].reshape(batch["pose"].shape[0], -1, 3))
         smpl_loss = losses.smpl_parameter_loss(
             body["rotations"], target_rotations, body["betas"], batch["betas"], has_3d
