@@ -22,6 +22,7 @@ METHODS: dict[str, str] = {
     "imm": "landmarkjax.methods.imm",
     "vos": "landmarkjax.methods.vos",
     "colorization": "landmarkjax.methods.colorization",
+    "hmr": "landmarkjax.methods.hmr",
 }
 
 

@@ -1,0 +1,102 @@
+"""Turns experiments/hmr/results.jsonl (written by run_table.py) into the markdown table.
+
+    PYTHONPATH=$PWD python experiments/hmr/make_table.py > experiments/hmr/TABLE.md
+
+One line per row: mean +- std (sample std, ddof=1) over the seeds found, the number of seeds, and the row's
+command (seed 0's; the others differ only in --config.seed and --workdir). MPJPE and PA-MPJPE in mm on the 14
+LSP joints of the 256 held-out synthetic people, PCK@0.1 of the 2D projections, and the plausibility of the
+predicted bodies (fraction of joint-angle components outside the pose sampler's limits, mean excess in
+degrees, mean |beta|). For the prior's key comparison (2D + prior against 2D only, both without paired 3D)
+and for IEF (3 against 1 iteration) it adds a paired bootstrap 95 % interval of the PA-MPJPE difference:
+seeds paired by seed, people paired by index, resampling seeds and people with replacement (10,000 draws).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from run_table import RESULTS, table_rows  # noqa: E402
+
+METRICS = (
+    ("mpjpe", "MPJPE (mm)", 1),
+    ("pa_mpjpe", "PA-MPJPE (mm)", 1),
+    ("pck@0.1", "PCK@0.1", 3),
+    ("pose_outside_limits", "angles outside limits", 3),
+    ("pose_limit_excess_deg", "excess (deg)", 2),
+    ("mean_abs_betas", "mean abs beta", 2),
+)
+COMPARISONS = (("no3d_prior", "no3d_noprior", "2D + prior - 2D only"), ("paired3d", "ief1", "IEF 3 - IEF 1"))
+
+
+def load(path: str) -> dict[str, dict[int, dict]]:
+    runs: dict[str, dict[int, dict]] = collections.defaultdict(dict)
+    with open(path) as file:
+        for line in file:
+            if line.strip():
+                record = json.loads(line)
+                runs[record["row"]][record["seed"]] = record  # a rerun of a seed replaces the older line
+    return runs
+
+
+def mean_std(values: list[float], digits: int) -> str:
+    values = np.asarray(values, np.float64)
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} +- {values.std(ddof=1):.{digits}f}"
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, draws: int = 10000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a - b and its 95 % interval; a, b [seeds, people], resampling seeds and people (paired)."""
+    diff = a - b
+    rng = np.random.default_rng(seed)
+    num_seeds, num_people = diff.shape
+    seeds = rng.integers(0, num_seeds, size=(draws, num_seeds))
+    people = rng.integers(0, num_people, size=(draws, num_people))
+    means = np.array([diff[s][:, p].mean() for s, p in zip(seeds, people)])
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(diff.mean()), float(low), float(high)
+
+
+def table(runs: dict[str, dict[int, dict]]) -> str:
+    rows = table_rows()
+    scales = sorted({r["scale"] for seeds in runs.values() for r in seeds.values() if r["scale"] != "untrained"})
+    header = " | ".join(label for _, label, _ in METRICS)
+    lines = [f"| run | seeds | {header} | command (seed 0) |", "| --- | --- |" + " --- |" * (len(METRICS) + 1)]
+    for row, (label, _) in rows.items():
+        if row not in runs:
+            continue
+        records = [runs[row][seed] for seed in sorted(runs[row])]
+        cells = [mean_std([r["metrics"][key] for r in records], digits) for key, _, digits in METRICS]
+        lines.append(f"| {label} | {len(records)} | " + " | ".join(cells) + f" | `{records[0]['command']}` |")
+    out = ["Scale: " + "; ".join(scales) + " (synthetic people, 256 held-out test people; seeds 0..n-1).", ""]
+    out += lines
+    for row_a, row_b, name in COMPARISONS:
+        seeds = sorted(set(runs.get(row_a, {})) & set(runs.get(row_b, {})))
+        if not seeds:
+            continue
+        a = np.array([runs[row_a][s]["per_person_pa_mpjpe"] for s in seeds])
+        b = np.array([runs[row_b][s]["per_person_pa_mpjpe"] for s in seeds])
+        mean, low, high = paired_bootstrap(a, b)
+        out += ["", f"PA-MPJPE({name}) = {mean:+.1f} mm, paired bootstrap 95 % interval [{low:+.1f}, {high:+.1f}] "
+                    f"over {len(seeds)} seeds x {a.shape[1]} people (negative: the first is better)."]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", default=RESULTS)
+    args = parser.parse_args(argv)
+    print(table(load(args.results)), end="")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
