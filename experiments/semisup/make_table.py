@@ -90,7 +90,26 @@ def table(runs: dict[str, dict[int, dict]]) -> str:
             line += f" Gap of supervised only to 100 % labels (NME {full:.4f}): {gap:+.4f}"
             line += f", of which ELT + attributes close {-mean / gap * 100:.0f} %." if gap > high - low else "."
         out += ["", line]
+    for row, baseline, what in _OTHER_COMPARISONS:
+        seeds = sorted(set(runs.get(row, {})) & set(runs.get(baseline, {})))
+        if not seeds:
+            continue
+        a = np.array([runs[row][s]["per_face_nme"] for s in seeds])
+        b = np.array([runs[baseline][s]["per_face_nme"] for s in seeds])
+        mean, low, high = paired_bootstrap(a, b)
+        out += ["", f"{what} = {mean:+.4f}, paired bootstrap 95 % interval [{low:+.4f}, {high:+.4f}] over "
+                f"{len(seeds)} seeds x {a.shape[1]} test faces (negative: the first is better)."]
     return "\n".join(out) + "\n"
+
+
+# (row, baseline row, what the difference is) for the single-loss and architecture rows.
+_OTHER_COMPARISONS = (
+    ("elt1", "sup1", "1 % landmarks: NME(+ ELT) - NME(supervised only)"),
+    ("attr1", "sup1", "1 % landmarks: NME(+ attributes) - NME(supervised only)"),
+    ("both1", "elt1", "1 % landmarks: NME(+ ELT + attributes) - NME(+ ELT)"),
+    ("sumnet100", "sup100", "100 % landmarks: NME(SumNet) - NME(RCN)"),
+    ("finest100", "sup100", "100 % landmarks: NME(RCN, finest branch only) - NME(RCN, all branches)"),
+)
 
 
 def main(argv: list[str] | None = None) -> None:
