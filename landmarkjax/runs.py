@@ -21,7 +21,7 @@ from landmarkjax.training.method import Method
 from landmarkjax.training.progress import ReportFn
 from landmarkjax.training.run_config import load_config
 
-__all__ = ["RestoredRun", "evaluate_run", "restore_run", "train_and_evaluate"]
+__all__ = ["RestoredRun", "evaluate_run", "export_vgg_weights", "restore_run", "train_and_evaluate"]
 
 
 def train_and_evaluate(
@@ -95,3 +95,31 @@ def restore_run(
     method = build_method(_config_of(workdir, config))
     chosen, state = loop.restore_checkpoint(method, workdir, step=step)
     return RestoredRun(method, chosen, state, loop.place_frozen_inputs(method, sharding.make_data_mesh()))
+
+
+def export_vgg_weights(
+    workdir: str | os.PathLike[str], path: str | os.PathLike[str], *, step: int | None = None
+) -> str:
+    """Saves the VGG trunk of a trained colourisation run as a torchvision-layout `.npz`.
+
+    `landmarkjax.models.vgg.load_vgg_params(path, depth)` reads it back to the trained arrays exactly;
+    use it in IMM with `--config.imm.perceptual=vgg_file --config.imm.vgg_weights_path=PATH
+    --config.imm.vgg_preprocess=colorization` (and `--config.imm.vgg_depth` = the run's `model.vgg_depth`).
+
+    Args:
+      workdir: the colourisation run's directory (its `config.json` and checkpoints).
+      path: the `.npz` file to write (atomically).
+      step: the checkpoint to export; default the run's best (`config.best_metric`, ab_error).
+
+    Returns:
+      `path` as a string.
+
+    Raises:
+      FileNotFoundError: no config.json or no checkpoint in `workdir`.
+      ValueError: the run is not a colourisation run, or `path` does not end in ".npz".
+    """
+    restored = restore_run(workdir, step=step)
+    export = getattr(restored.method, "export_trunk", None)
+    if restored.method.name != "colorization" or export is None:
+        raise ValueError(f"{os.fspath(workdir)} holds a {restored.method.name!r} run, not a colourisation run.")
+    return export(restored.state, path)

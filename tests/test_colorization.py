@@ -19,7 +19,6 @@ from landmarkjax.methods.colorization import (
     annealed_mean,
     class_rebalancing_weights,
     colourfulness,
-    export_vgg_weights,
     soft_encode,
 )
 from landmarkjax.methods.imm import IMMMethod
@@ -32,7 +31,7 @@ from landmarkjax.models.vgg import (
     vgg_preprocess,
 )
 from landmarkjax.ops.colour import lab_to_rgb, rgb_to_lab
-from landmarkjax.runs import restore_run, train_and_evaluate
+from landmarkjax.runs import export_vgg_weights, restore_run, train_and_evaluate
 from landmarkjax.training.metric_writer import read_metrics
 
 

@@ -149,6 +149,7 @@ def test_losses_count_visible_keypoints_and_paired_3d_only_and_an_all_invisible_
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
 
 
+@pytest.mark.slow
 def test_generator_and_discriminator_updates_touch_only_their_own_parameters(method):
     hmr, state = method
     smpl = hmr.frozen_inputs()["smpl"]
@@ -348,6 +349,7 @@ def _numpy_pa_mpjpe(pred, true):
     return np.array(errors)
 
 
+@pytest.mark.slow
 def test_h36m_protocols_match_numpy_on_the_layout(tmp_path, method):
     _, state = method
     _write_h36m_fixture(tmp_path / "h36m", np.random.default_rng(8))
@@ -368,6 +370,7 @@ def test_h36m_protocols_match_numpy_on_the_layout(tmp_path, method):
     assert picture.dtype == np.uint8 and picture.ndim == 3
 
 
+@pytest.mark.slow
 def test_short_run_writes_metrics(tmp_path):
     workdir = str(tmp_path / "run")
     final = runs.train_and_evaluate(tiny_config(), workdir)

@@ -107,6 +107,7 @@ def tiny_semisup_config(variant, data_dir):
     return config
 
 
+@pytest.mark.slow
 def test_semisup_on_celeba_predicts_its_40_attributes_from_5_landmarks(tmp_path, celeba_dir):
     config = tiny_semisup_config("celeba_mafl", celeba_dir)
     method = SemiSupMethod(config)
@@ -122,6 +123,7 @@ def test_semisup_on_celeba_predicts_its_40_attributes_from_5_landmarks(tmp_path,
     assert logged and all(0.3 < r["attribute_loss"] < 1.5 for r in logged)
 
 
+@pytest.mark.slow
 def test_semisup_on_300w_trains_landmarks_and_elt_without_attributes(tmp_path, celeba_dir, face300w_dir):
     config = tiny_semisup_config("face300w", face300w_dir)
     method = SemiSupMethod(config)

@@ -147,6 +147,7 @@ def test_tracking_scale_tracks_on_the_large_frames_and_reports_small_pixels():
         SBRMethod(large_config)
 
 
+@pytest.mark.slow
 def test_training_run_end_to_end(tmp_path):
     config = tiny_config()
     result = train_and_evaluate(config, tmp_path)

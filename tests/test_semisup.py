@@ -81,8 +81,13 @@ def test_three_streams_of_the_right_sizes_and_layout():
     assert batch["image"].shape == (4, 32, 32, 3) and batch["landmarks"].shape == (4, 68, 2)
     assert batch[ATTRIBUTE_IMAGE_KEY].shape == (4, 32, 32, 3) and batch["attributes"].shape == (4, 9)
     assert batch[UNLABELLED_IMAGE_KEY].shape == (4, 32, 32, 3)
+    # Faces whose landmark count is not the detector's fail before any training step.
+    method.num_keypoints = 5
+    with pytest.raises(ValueError, match="have 68 landmarks but the detector was built for 5"):
+        method.next_batch(method.train_loader(4), "train")
 
 
+@pytest.mark.slow
 def test_training_run_end_to_end(tmp_path):
     result = train_and_evaluate(tiny_config(), tmp_path)
     assert result["step"] == 2 and result["num_examples"] == 4

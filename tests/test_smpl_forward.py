@@ -373,7 +373,9 @@ def _plain_jnp_smpl(model, betas, body_pose, global_orient, transl):
     return vertices + transl[:, None]
 
 
-@pytest.mark.parametrize("batch", [3, 64, 70, 130])
+@pytest.mark.parametrize(
+    "batch", [pytest.param(b, marks=pytest.mark.slow) for b in (3, 64, 70, 130)]  # 70, 130: padded
+)
 def test_chunked_forward_and_its_gradient_match_plain_autodiff(model, batch):
     # 64 is one chunk; 70 and 130 are padded to whole chunks; the gradient is the hand-written VJP of the
     # chunked blend shapes and skinning, with respect to the inputs and to every model array.

@@ -186,6 +186,7 @@ def test_davis_statistics_match_a_hand_computed_example():
     assert metrics.davis_statistics([0.3]) == pytest.approx((0.3, 0.0, 0.0))
 
 
+@pytest.mark.slow
 def test_training_run_end_to_end(tmp_path):
     result = train_and_evaluate(tiny_config(), tmp_path)
     assert result["step"] == 2 and result["num_videos"] == 1 and result["num_objects"] == 2

@@ -93,6 +93,7 @@ def trained(davis, tmp_path_factory):
     return str(workdir), result
 
 
+@pytest.mark.slow
 def test_trains_on_davis2017_and_scores_its_val_videos_of_different_sizes(davis, trained):
     data_dir, videos = davis
     workdir, result = trained
@@ -148,6 +149,7 @@ def _check_results(output_dir, expected):
     return written
 
 
+@pytest.mark.slow
 def test_writes_a_trained_runs_davis_predictions_for_the_official_tool(davis, trained, tmp_path):
     data_dir, videos = davis
     workdir, _ = trained
@@ -174,6 +176,7 @@ def test_writes_a_trained_runs_davis_predictions_for_the_official_tool(davis, tr
         assert written[sequence].max() <= video["num_objects"]
 
 
+@pytest.mark.slow
 def test_writes_the_raw_colour_baseline_on_synthetic_videos(tmp_path):
     output_dir = str(tmp_path / "raw")
     overrides = ["--config.data.num_test=2", "--config.data.eval_frames=4", "--config.data.eval_size=24",

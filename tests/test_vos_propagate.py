@@ -132,6 +132,7 @@ def _bilinear(values, stride):
     return rows[:, cl] * (1 - cf)[None, :, None] + rows[:, ch] * cf[None, :, None]
 
 
+@pytest.mark.slow
 def test_one_hot_features_of_the_true_objects_segment_nearly_perfectly():
     # Oracle features: the one-hot of each pixel's true object id (stride 1), so a pixel's affinity picks out
     # exactly the memory pixels of its own object in the window, whose carried labels are then its object:

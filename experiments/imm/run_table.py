@@ -49,7 +49,7 @@ import jax
 from landmarkjax.configs import colorization as colorization_configs
 from landmarkjax.configs import imm as imm_configs
 from landmarkjax.configs import supervised as supervised_configs
-from landmarkjax.methods.colorization import export_vgg_weights
+from landmarkjax.runs import export_vgg_weights
 from landmarkjax.runs import train_and_evaluate
 
 HERE = os.path.dirname(os.path.abspath(__file__))

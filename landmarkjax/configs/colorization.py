@@ -4,7 +4,7 @@ Run (CPU scale: the full-width VGG-16 trunk on 64 px crops of the synthetic face
 
     python train.py --config=landmarkjax/configs/colorization.py --workdir=./workdir/colorization
     python eval.py --config=landmarkjax/configs/colorization.py --workdir=./workdir/colorization
-    python -c "from landmarkjax.methods.colorization import export_vgg_weights; \
+    python -c "from landmarkjax.runs import export_vgg_weights; \
         export_vgg_weights('workdir/colorization', 'workdir/colorization/vgg16_colorization.npz')"
     python train.py --config=landmarkjax/configs/imm.py --workdir=./workdir/imm_colorization \
         --config.imm.perceptual=vgg_file --config.imm.vgg_preprocess=colorization \

@@ -17,7 +17,7 @@ The perceptual network is a frozen input (`imm.perceptual`):
     (torchvision `.npz`/`.pth` or Keras `.h5`), e.g. `--config.imm.perceptual=vgg_file
     --config.imm.vgg_weights_path=/data/vgg16.npz --config.imm.vgg_preprocess=torchvision`; the fully
     unsupervised choice is a VGG-16 trained here by colourisation (`landmarkjax/configs/colorization.py`,
-    exported with `landmarkjax.methods.colorization.export_vgg_weights`), which sees only lightness:
+    exported with `landmarkjax.runs.export_vgg_weights`), which sees only lightness:
     `--config.imm.perceptual=vgg_file --config.imm.vgg_weights_path=<workdir>/vgg16_colorization.npz
     --config.imm.vgg_preprocess=colorization` (the preset computes L* from the RGB images, as in training);
   * "pixel": the input-layer term of the loss only (plain pixel L2 with its running average), no network.

@@ -2,7 +2,7 @@
 
 The pretext task of the perceptual network the official IMM uses: a VGG sees only the lightness of an
 image and predicts its colour. Training needs nothing but images, so the library can make its own
-perceptual VGG where no pretrained weights can be downloaded (`export_vgg_weights`, then
+perceptual VGG where no pretrained weights can be downloaded (`landmarkjax.runs.export_vgg_weights`, then
 `--config.imm.perceptual=vgg_file --config.imm.vgg_weights_path=... --config.imm.vgg_preprocess=colorization`).
 
 Input. An RGB image in [0, 1] becomes CIE L*a*b* (`landmarkjax.ops.colour.rgb_to_lab`); the network sees
@@ -81,7 +81,6 @@ __all__ = [
     "build",
     "class_rebalancing_weights",
     "colourfulness",
-    "export_vgg_weights",
     "hypercolumn_layers",
     "pooled_ab",
     "soft_encode",
@@ -442,6 +441,15 @@ class ColorizationMethod(Method):
         summary["num_examples"] = int(len(next(iter(outputs.values()))))
         return summary
 
+    def export_trunk(self, state: TrainState, path: str | os.PathLike) -> str:
+        """Saves the VGG trunk of `state` as a torchvision-layout `.npz` at `path` (atomically); returns it.
+
+        `landmarkjax.models.vgg.load_vgg_params(path, depth)` reads it back to the trained arrays exactly.
+        From a finished run's directory: `landmarkjax.runs.export_vgg_weights(workdir, path)`.
+        """
+        trunk = jax.tree.map(np.asarray, state.params["vgg"])
+        return save_vgg_params({"params": trunk}, path, depth=self.config.model.vgg_depth)
+
     def visualize(self, state: TrainState, batch: Mapping[str, Any], frozen: Any) -> np.ndarray:
         """Three rows over up to 8 images: the grey input, the colourisation, the original."""
         images = jnp.asarray(batch["image"][:8])
@@ -454,32 +462,3 @@ class ColorizationMethod(Method):
 def build(config: ml_collections.ConfigDict) -> ColorizationMethod:
     """The colourisation method for `config` (see `landmarkjax/configs/colorization.py`)."""
     return ColorizationMethod(config)
-
-
-def export_vgg_weights(workdir: str | os.PathLike, path: str | os.PathLike, *, step: int | None = None) -> str:
-    """Saves the VGG trunk of a trained colourisation run as a torchvision-layout `.npz`.
-
-    `landmarkjax.models.vgg.load_vgg_params(path, depth)` reads it back to the trained arrays exactly;
-    use it in IMM with `--config.imm.perceptual=vgg_file --config.imm.vgg_weights_path=PATH
-    --config.imm.vgg_preprocess=colorization` (and `--config.imm.vgg_depth` = the run's
-    `model.vgg_depth`).
-
-    Args:
-      workdir: the colourisation run's directory (its `config.json` and checkpoints).
-      path: the `.npz` file to write (atomically).
-      step: the checkpoint to export; default the run's best (`config.best_metric`, ab_error).
-
-    Returns:
-      `path` as a string.
-
-    Raises:
-      FileNotFoundError: no config.json or no checkpoint in `workdir`.
-      ValueError: the run is not a colourisation run, or `path` does not end in ".npz".
-    """
-    from landmarkjax import runs  # runs imports the method registry, which lists this module
-
-    restored = runs.restore_run(workdir, step=step)
-    if restored.method.name != ColorizationMethod.name:
-        raise ValueError(f"{os.fspath(workdir)} holds a {restored.method.name!r} run, not a colourisation run.")
-    trunk = jax.tree.map(np.asarray, restored.state.params["vgg"])
-    return save_vgg_params({"params": trunk}, path, depth=restored.method.config.model.vgg_depth)
