@@ -6,7 +6,7 @@ import pytest
 from absl import flags
 
 from landmarkjax.data.augment import CropFace, FaceAugmentConfig, RandomFaceAugment
-from landmarkjax.data.pipeline import make_loader, to_model_inputs
+from landmarkjax.data.pipeline import make_loader, one_pass_loader, to_model_inputs
 from landmarkjax.data.sources import (
     SyntheticFaceClipSource,
     SyntheticFaceSource,
@@ -70,6 +70,14 @@ def test_unshuffled_single_epoch_reads_the_source_in_order():
             face = synthetic_face(derive_seed(3, 2 * b + j), size=32)
             np.testing.assert_array_equal(batch["image"][j], face["image"] / np.float32(255.0))
             np.testing.assert_array_equal(batch["landmarks"][j], face["landmarks"])
+
+
+def test_one_pass_loader_keeps_the_last_partial_batch_in_order():
+    source = SyntheticFaceSource(5, size=32, seed=3)
+    batches = list(one_pass_loader(source, batch_size=2, seed=0))
+    assert [len(batch["image"]) for batch in batches] == [2, 2, 1]
+    last = synthetic_face(derive_seed(3, 4), size=32)
+    np.testing.assert_array_equal(batches[-1]["landmarks"][0], last["landmarks"])
 
 
 def test_clip_and_object_video_batches():

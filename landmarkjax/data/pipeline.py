@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from absl import flags
 
-__all__ = ["StackBatch", "ToModelInputs", "make_loader", "to_model_inputs"]
+__all__ = ["StackBatch", "ToModelInputs", "make_loader", "one_pass_loader", "to_model_inputs"]
 
 _FLOAT_KEYS = ("landmarks", "visibility", "attributes", "face_box")
 _IMAGE_KEYS = ("image", "frames")
@@ -215,4 +215,21 @@ def make_loader(
         operations=operations,
         worker_count=int(worker_count),
         read_options=grain.ReadOptions(num_threads=int(read_threads)),
+    )
+
+
+def one_pass_loader(source: Any, *, batch_size: int, seed: int, augment: Any = None) -> grain.DataLoader:
+    """One pass over `source` in record order, the last (smaller) batch kept: every evaluation loader.
+
+    `make_loader(source, batch_size=..., seed=..., shuffle=False, num_epochs=1, augment=augment,
+    drop_remainder=False)`; `seed` fixes the records' augmentation rngs (deterministic crops ignore it).
+    """
+    return make_loader(
+        source,
+        batch_size=batch_size,
+        seed=seed,
+        shuffle=False,
+        num_epochs=1,
+        augment=augment,
+        drop_remainder=False,
     )

@@ -63,7 +63,7 @@ import ml_collections
 import numpy as np
 
 from landmarkjax.data.image_folder import ImageFolderSource, SquareCrop
-from landmarkjax.data.pipeline import make_loader
+from landmarkjax.data.pipeline import make_loader, one_pass_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceSource
 from landmarkjax.data.visualize import contact_sheet
 from landmarkjax.methods.semisup import PrefixSource
@@ -331,15 +331,7 @@ class ColorizationMethod(Method):
         )
 
     def _one_pass(self, source: Any, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
-        return make_loader(
-            source,
-            batch_size=batch_size,
-            seed=self.config.seed,
-            shuffle=False,
-            num_epochs=1,
-            augment=self._crop(),
-            drop_remainder=False,
-        )
+        return one_pass_loader(source, batch_size=batch_size, seed=self.config.seed, augment=self._crop())
 
     def eval_loader(self, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
         """One pass over the held-out images, `image` float32 `[B, S, S, 3]`."""

@@ -38,7 +38,7 @@ from landmarkjax import metrics
 from landmarkjax.data import face_sources
 from landmarkjax.data.augment import CropFace
 from landmarkjax.data.pairs import FramePair
-from landmarkjax.data.pipeline import make_loader
+from landmarkjax.data.pipeline import make_loader, one_pass_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource, SyntheticFaceSource
 from landmarkjax.data.visualize import contact_sheet
 from landmarkjax.losses.perceptual import IMM_INITIAL_AVERAGES, IMM_PERCEPTUAL_LAYERS, perceptual_loss
@@ -352,15 +352,7 @@ class IMMMethod(Method):
         )
 
     def _one_pass(self, source: Any, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
-        return make_loader(
-            source,
-            batch_size=batch_size,
-            seed=self.config.seed,
-            shuffle=False,
-            num_epochs=1,
-            augment=self._crop(),
-            drop_remainder=False,
-        )
+        return one_pass_loader(source, batch_size=batch_size, seed=self.config.seed, augment=self._crop())
 
     def regression_loader(self, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
         """One pass over the first `eval.num_regression_faces` training faces (cropped, with landmarks)."""

@@ -41,7 +41,7 @@ import optax
 from landmarkjax import losses, metrics
 from landmarkjax.data import face_sources
 from landmarkjax.data.augment import CropFace, RandomFaceAugment, face_augmentation
-from landmarkjax.data.pipeline import make_loader
+from landmarkjax.data.pipeline import make_loader, one_pass_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource
 from landmarkjax.data.visualize import draw_landmarks
 from landmarkjax.methods.supervised import SupervisedMethod
@@ -373,14 +373,11 @@ class SBRMethod(SupervisedMethod):
         data = self.config.data
         if face_sources.source_name(data) != face_sources.SYNTHETIC:
             return super().eval_loader(batch_size, split)
-        return make_loader(
+        return one_pass_loader(
             self._clip_source(data.num_eval_clips, data.eval_clip_length, data.test_seed),
             batch_size=batch_size,
             seed=self.config.seed,
-            shuffle=False,
-            num_epochs=1,
             augment=CropFace(data.image_size, data.crop_margin),
-            drop_remainder=False,
         )
 
     def visualize(self, state: TrainState, batch: Mapping[str, Any], frozen: Any) -> np.ndarray:

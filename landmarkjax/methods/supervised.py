@@ -22,7 +22,7 @@ import numpy as np
 from landmarkjax import losses, metrics
 from landmarkjax.data import face_sources
 from landmarkjax.data.augment import CropFace, face_augmentation
-from landmarkjax.data.pipeline import make_loader
+from landmarkjax.data.pipeline import make_loader, one_pass_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticFaceClipSource, SyntheticFaceSource
 from landmarkjax.data.visualize import draw_landmarks
 from landmarkjax.face_layout import NUM_FACE_LANDMARKS
@@ -230,14 +230,11 @@ class SupervisedMethod(Method):
         """One pass over `split` (default: the main evaluation split, `eval_splits()[""]`), faces cropped
         around their box as `inference.predict_landmarks` crops a user's images."""
         data = self.config.data
-        return make_loader(
+        return one_pass_loader(
             self._source(split or self.eval_splits()[""]),
             batch_size=batch_size,
             seed=self.config.seed,
-            shuffle=False,
-            num_epochs=1,
             augment=CropFace(data.image_size, data.crop_margin),
-            drop_remainder=False,
         )
 
     def visualize(self, state: TrainState, batch: Mapping[str, Any], frozen: Any) -> np.ndarray:
