@@ -87,6 +87,28 @@ def test_three_streams_of_the_right_sizes_and_layout():
         method.next_batch(method.train_loader(4), "train")
 
 
+def test_without_elt_no_unlabelled_stream_and_the_same_loss_and_gradient():
+    config = tiny_config()
+    config.semisup.elt_weight = 0.0
+    skipping = SemiSupMethod(config)
+    assert skipping.stream_sizes() == {"labelled": 2, "attributes": 4}
+    batch = skipping.next_batch(skipping.train_loader(4), "train")
+    assert UNLABELLED_IMAGE_KEY not in batch
+    computing = SemiSupMethod(config)
+    computing.use_elt = True  # the full three-group pass, its ELT term multiplied by 0
+    batch[UNLABELLED_IMAGE_KEY] = batch["image"][::-1]
+    params = skipping.init_state(jax.random.key(0)).params
+    (loss, parts), grads = jax.value_and_grad(skipping.loss_fn, has_aux=True)(params, batch, jax.random.key(1))
+    (full_loss, full_parts), full_grads = jax.value_and_grad(computing.loss_fn, has_aux=True)(
+        params, batch, jax.random.key(1)
+    )
+    assert float(parts["elt_loss"]) == 0.0 and float(full_parts["elt_loss"]) > 0.0
+    np.testing.assert_allclose(loss, full_loss, rtol=1e-5)
+    np.testing.assert_allclose(parts["attribute_loss"], full_parts["attribute_loss"], rtol=1e-5)
+    for leaf, full_leaf in zip(jax.tree.leaves(grads), jax.tree.leaves(full_grads)):
+        np.testing.assert_allclose(leaf, full_leaf, rtol=1e-4, atol=1e-7)
+
+
 @pytest.mark.slow
 def test_training_run_end_to_end(tmp_path):
     result = train_and_evaluate(tiny_config(), tmp_path)

@@ -15,7 +15,9 @@ detector. Each step draws three streams (`landmarkjax.training.streams.Streams`)
   * "unlabelled": every training face. Each image is warped by a random ELT transform
     (`losses.random_elt_transform`: rotation, scale, translation, mirror), the detector runs on both, and
     `losses.equivariance_loss` pulls the landmarks on the warped image toward the warped landmarks
-    (landmark order permuted for mirrors; points warped out of the image are left out).
+    (landmark order permuted for mirrors; points warped out of the image are left out). With
+    `semisup.elt_weight` 0 this stream is neither read nor passed through the detector (the same result,
+    half the compute of a step).
 
 Total = landmark_weight * NLL + attribute_weight * (squared error + mean cross-entropy) + elt_weight * ELT.
 The training faces are augmented as in the supervised method (attributes adjusted for mirrors and
@@ -111,6 +113,8 @@ class SemiSupMethod(SupervisedMethod):
             )
         # Without attributes to predict there is no attribute stream (and no attribute net).
         self.use_attributes = bool(names)
+        # elt_weight 0: no unlabelled stream and no detector passes for it (the loss would only be multiplied by 0).
+        self.use_elt = bool(semisup.elt_weight)
         if len(semisup.binary_thresholds) != len(semisup.binary_attributes):
             raise ValueError(
                 "semisup.binary_thresholds must give one threshold per binary attribute; got "
@@ -197,6 +201,12 @@ class SemiSupMethod(SupervisedMethod):
         semisup = self.config.semisup
         temperature = semisup.soft_argmax_temperature
 
+        attribute_images = [batch[ATTRIBUTE_IMAGE_KEY]] if self.use_attributes else []
+        if not self.use_elt:
+            all_logits = self._logits(params, jnp.concatenate([batch["image"], *attribute_images]))
+            logits, *attribute_logits = jnp.split(all_logits, [len(batch["image"])] if attribute_images else [])
+            return self._total_loss(batch, params, logits, attribute_logits, jnp.zeros([], jnp.float32))
+
         images = batch[UNLABELLED_IMAGE_KEY]
         batch_size, height, width = images.shape[:3]
 
@@ -214,16 +224,10 @@ class SemiSupMethod(SupervisedMethod):
         matrices, permutations = jax.vmap(draw)(jax.random.split(rng, batch_size))
         warped, _ = jax.vmap(affine_warp_image)(images, matrices)
         # One detector pass over every group of images (one compiled forward and backward, not four).
-        attribute_images = [batch[ATTRIBUTE_IMAGE_KEY]] if self.use_attributes else []
         groups = [batch["image"], *attribute_images, images, warped]
         all_logits = self._logits(params, jnp.concatenate(groups))
         splits = np.cumsum([len(group) for group in groups])[:-1]
         logits, *attribute_logits, original_logits, warped_logits = jnp.split(all_logits, splits)
-
-        landmark_loss = losses.spatial_softmax_nll(logits, batch["landmarks"], batch["visibility"])
-        attribute_loss = jnp.zeros([], jnp.float32)
-        if self.use_attributes:
-            attribute_loss = self._attribute_loss(params, attribute_logits[0], batch[ATTRIBUTES_KEY])
 
         original = soft_argmax(original_logits, temperature)
         on_warped = soft_argmax(warped_logits, temperature)
@@ -237,6 +241,23 @@ class SemiSupMethod(SupervisedMethod):
             stop_gradient=semisup.elt_stop_gradient,
             permutation=permutations,
         )
+        return self._total_loss(batch, params, logits, attribute_logits, elt_loss)
+
+    def _total_loss(
+        self,
+        batch: Mapping[str, jax.Array],
+        params: Any,
+        logits: jnp.ndarray,
+        attribute_logits: list[jnp.ndarray],
+        elt_loss: jnp.ndarray,
+    ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+        """The weighted sum of the landmark NLL (on `logits` of the labelled images), the attribute loss (on
+        `attribute_logits[0]` when attributes are predicted) and `elt_loss`, with the three parts."""
+        semisup = self.config.semisup
+        landmark_loss = losses.spatial_softmax_nll(logits, batch["landmarks"], batch["visibility"])
+        attribute_loss = jnp.zeros([], jnp.float32)
+        if self.use_attributes:
+            attribute_loss = self._attribute_loss(params, attribute_logits[0], batch[ATTRIBUTES_KEY])
         total = (
             semisup.landmark_weight * landmark_loss
             + semisup.attribute_weight * attribute_loss
@@ -277,13 +298,15 @@ class SemiSupMethod(SupervisedMethod):
     def stream_sizes(self) -> dict[str, int]:
         """Training faces per stream: {"labelled": ceil(S N), "attributes": ceil(M N), "unlabelled": N}.
 
-        No "attributes" stream when no attribute is predicted (e.g. on 300-W, which has none).
+        No "attributes" stream when no attribute is predicted (e.g. on 300-W, which has none), no
+        "unlabelled" stream when `semisup.elt_weight` is 0.
         """
         total = len(self._source(self.config.data.train_split))
         sizes = {"labelled": max(1, math.ceil(self.labelled_fraction * total))}
         if self.use_attributes:
             sizes["attributes"] = max(1, math.ceil(self.attribute_fraction * total))
-        sizes["unlabelled"] = total
+        if self.use_elt:
+            sizes["unlabelled"] = total
         return sizes
 
     def train_loader(self, batch_size: int) -> Streams:
@@ -321,7 +344,8 @@ class SemiSupMethod(SupervisedMethod):
             with_attributes = data.next("attributes")
             batch[ATTRIBUTE_IMAGE_KEY] = with_attributes["image"]
             batch[ATTRIBUTES_KEY] = with_attributes["attributes"]
-        batch[UNLABELLED_IMAGE_KEY] = data.next("unlabelled")["image"]
+        if self.use_elt:
+            batch[UNLABELLED_IMAGE_KEY] = data.next("unlabelled")["image"]
         return batch
 
 
