@@ -107,6 +107,10 @@ _OTHER_COMPARISONS = (
     ("elt1", "sup1", "1 % landmarks: NME(+ ELT) - NME(supervised only)"),
     ("attr1", "sup1", "1 % landmarks: NME(+ attributes) - NME(supervised only)"),
     ("both1", "elt1", "1 % landmarks: NME(+ ELT + attributes) - NME(+ ELT)"),
+    ("elt5", "sup5", "5 % landmarks: NME(+ ELT) - NME(supervised only)"),
+    ("attr5", "sup5", "5 % landmarks: NME(+ attributes) - NME(supervised only)"),
+    ("elt100", "sup100", "100 % landmarks: NME(+ ELT) - NME(supervised only)"),
+    ("attr100", "sup100", "100 % landmarks: NME(+ attributes) - NME(supervised only)"),
     ("sumnet100", "sup100", "100 % landmarks: NME(SumNet) - NME(RCN)"),
     ("finest100", "sup100", "100 % landmarks: NME(RCN, finest branch only) - NME(RCN, all branches)"),
 )
