@@ -53,6 +53,15 @@ def test_registered_and_validates_its_config():
     config.semisup.binary_attributes = ("freckles",)
     with pytest.raises(ValueError, match="FACE_ATTRIBUTE_NAMES|among"):
         SemiSupMethod(config)
+    for field, value, message in [
+        ("elt_scale_range", (0.0, 1.1), "not invertible"),
+        ("elt_flip_probability", 1.5, "flip_probability"),
+        ("elt_max_rotation", -0.1, "max_rotation"),
+    ]:
+        config = tiny_config()
+        config.semisup[field] = value
+        with pytest.raises(ValueError, match=f"semisup.elt_.*{message}"):
+            SemiSupMethod(config)
     config = tiny_config()
     config.model.branch_mask = (True,)
     with pytest.raises(ValueError, match="one bool per branch"):

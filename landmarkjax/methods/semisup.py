@@ -26,6 +26,7 @@ rotations); evaluation is the supervised method's (NME inter-ocular, AUC, failur
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Mapping
 
@@ -126,6 +127,12 @@ class SemiSupMethod(SupervisedMethod):
         for split in dict.fromkeys([config.data.train_split, *self.eval_splits().values()]):
             self._source(split)
         self.num_keypoints = face_sources.num_face_landmarks(config.data)
+        if self.use_elt:  # a transform that is not invertible (zero scale), etc. fails here, not in a step
+            size = int(config.data.image_size)
+            try:
+                jax.eval_shape(functools.partial(self._draw_elt_transform, image_size=(size, size)), jax.random.key(0))
+            except ValueError as error:
+                raise ValueError(f"semisup.elt_* settings: {error}") from error
         model = config.model
         if model.architecture == "rcn":
             self.model = RCN(self.num_keypoints, tuple(model.widths), model.encoder_depth, model.decoder_depth)
@@ -209,18 +216,7 @@ class SemiSupMethod(SupervisedMethod):
 
         images = batch[UNLABELLED_IMAGE_KEY]
         batch_size, height, width = images.shape[:3]
-
-        def draw(key):
-            return losses.random_elt_transform(
-                key,
-                (height, width),
-                self.num_keypoints,
-                max_rotation=semisup.elt_max_rotation,
-                scale_range=tuple(semisup.elt_scale_range),
-                max_translation=semisup.elt_max_translation * min(height, width),
-                flip_probability=semisup.elt_flip_probability,
-            )
-
+        draw = functools.partial(self._draw_elt_transform, image_size=(height, width))
         matrices, permutations = jax.vmap(draw)(jax.random.split(rng, batch_size))
         warped, _ = jax.vmap(affine_warp_image)(images, matrices)
         # One detector pass over every group of images (one compiled forward and backward, not four).
@@ -242,6 +238,19 @@ class SemiSupMethod(SupervisedMethod):
             permutation=permutations,
         )
         return self._total_loss(batch, params, logits, attribute_logits, elt_loss)
+
+    def _draw_elt_transform(self, key: jax.Array, image_size: tuple[int, int]) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """One random ELT transform of the config: (`[2, 3]` matrix, `[K]` landmark permutation)."""
+        semisup = self.config.semisup
+        return losses.random_elt_transform(
+            key,
+            image_size,
+            self.num_keypoints,
+            max_rotation=semisup.elt_max_rotation,
+            scale_range=tuple(semisup.elt_scale_range),
+            max_translation=semisup.elt_max_translation * min(image_size),
+            flip_probability=semisup.elt_flip_probability,
+        )
 
     def _total_loss(
         self,
