@@ -91,6 +91,9 @@ def face_data_config() -> ml_collections.ConfigDict:
     data.num_test = 256
     data.train_seed = 0
     data.test_seed = 1  # a different seed: test faces are never training faces
+    # The synthetic "validation" split (data.eval_split="validation"): never training, test or SBR clip faces.
+    data.num_validation = 256
+    data.validation_seed = 3
     data.augment = ml_collections.ConfigDict()
     data.augment.scale_range = (0.9, 1.1)
     data.augment.max_rotation = 15.0  # degrees

@@ -4,14 +4,17 @@
 
 | source | landmarks | train split | evaluation split | extra evaluation splits |
 | --- | --- | --- | --- | --- |
-| `synthetic` (default) | 68 (iBUG order) | `train` (`num_train` faces) | `test` (`num_test` faces) | none |
+| `synthetic` (default) | 68 (iBUG order) | `train` (`num_train` faces) | `test` (`num_test` faces) | none (`validation`: `num_validation` faces, on request) |
 | `synthetic_faces` | 68 | `train` | `test` | none |
 | `face300w` | 68 | `train` | `full` | `common`, `challenging` |
 | `celeba_mafl` | 5 (eyes, nose, mouth corners) | `train` | `test` | none |
 
 Every source except `synthetic` is a TFDS dataset built by `landmarkjax.data.builders.build_dataset` into
 `config.data.tfds_data_dir`; `config.data.eval_split` / `config.data.extra_eval_splits` left at None take
-the table's defaults. Nothing is downloaded: an unbuilt dataset is a `FileNotFoundError` naming the command
+the table's defaults. The synthetic faces also have a `validation` split (`data.num_validation` faces drawn
+from `data.validation_seed`, never training, test or SBR clip faces) for choosing weights and lengths without
+touching the test faces: `--config.data.eval_split=validation` evaluates (and ranks checkpoints) on it, and
+`--config.data.extra_eval_splits='("test",)'` reports the test faces alongside. Nothing is downloaded: an unbuilt dataset is a `FileNotFoundError` naming the command
 that builds it.
 
 `face_source(data_config, split)` returns a Grain random-access source of face elements: `image` uint8
@@ -170,10 +173,10 @@ def face_source(data: ml_collections.ConfigDict, split: str) -> Any:
       split: 'train', the evaluation split, or (TFDS) any split or split expression of the dataset.
 
     Returns:
-      a `SyntheticFaceSource` (split 'train' or 'test'), or a `FaceFields` over a `TfdsSource`.
+      a `SyntheticFaceSource` (split 'train', 'test' or 'validation'), or a `FaceFields` over a `TfdsSource`.
 
     Raises:
-      ValueError: unknown source, a synthetic split other than 'train' / 'test', or a TFDS source without
+      ValueError: unknown source, a synthetic split other than 'train' / 'test' / 'validation', or a TFDS source without
         `data.tfds_data_dir`.
       FileNotFoundError: the dataset is not built in `data.tfds_data_dir`; the message gives the command
         that builds it.
@@ -185,7 +188,16 @@ def face_source(data: ml_collections.ConfigDict, split: str) -> Any:
             return SyntheticFaceSource(data.num_train, size=data.source_size, seed=data.train_seed)
         if split == "test":
             return SyntheticFaceSource(data.num_test, size=data.source_size, seed=data.test_seed)
-        raise ValueError(f"the synthetic faces have the splits 'train' and 'test'; got split {split!r}.")
+        if split == "validation":
+            count, seed = data.get("num_validation"), data.get("validation_seed")
+            if count is None or seed is None:
+                raise ValueError(
+                    "the synthetic 'validation' split needs config.data.num_validation and config.data.validation_seed."
+                )
+            return SyntheticFaceSource(count, size=data.source_size, seed=seed)
+        raise ValueError(
+            f"the synthetic faces have the splits 'train', 'test' and 'validation'; got split {split!r}."
+        )
     data_dir, config = data.get("tfds_data_dir"), data.get("tfds_config")
     if not data_dir:
         raise ValueError(
