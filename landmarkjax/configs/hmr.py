@@ -16,8 +16,9 @@ Named variants, `--config=landmarkjax/configs/hmr.py:VARIANT` (the rows of the H
   * `paper`: the paper's network and input (ResNet-50, fc 1024, 224 px, batch 64, Adam 1e-5 / 1e-4), for an
     accelerator.
 
-Loss weights are the paper's (`landmarkjax.losses.HMR_LOSS_WEIGHTS`): 2D keypoints 60, 3D joints 1, SMPL
-parameters 1, adversarial 1 (encoder) and 1 (discriminator). The discriminator sees poses and shapes from
+Loss weights are the paper's (`landmarkjax.losses.HMR_LOSS_WEIGHTS`): 2D keypoints 60, 3D joints 60, SMPL
+parameters 60 (lambda (L_reproj + L_3D), lambda = 60; the official `do_train.sh` passes `--e_3d_weight 60`),
+adversarial 1 (encoder) and 1 (discriminator). The discriminator sees poses and shapes from
 `SyntheticMocapSource` (its own seed stream, never the training images' bodies), or from AMASS-style
 `.npz` files with `--config.data.mocap_path='/data/amass/*.npz'`. Any field can be overridden, e.g.
 `--config.hmr.discriminator_steps=2` (two discriminator updates per encoder update) or
@@ -95,8 +96,8 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.hmr.use_3d = True  # 3D joint and SMPL parameter losses on the images that have paired 3D
     config.hmr.paired_3d_fraction = 1.0  # the first fraction of the training images has paired 3D
     config.hmr.keypoint_weight = 60.0
-    config.hmr.joints_3d_weight = 1.0
-    config.hmr.smpl_weight = 1.0
+    config.hmr.joints_3d_weight = 60.0  # official do_train.sh: --e_3d_weight 60 (its flag default 1 is unused)
+    config.hmr.smpl_weight = 60.0
     config.hmr.adversarial_weight = 1.0  # the encoder's adversarial loss; 0 = no prior, no discriminator
     config.hmr.discriminator_weight = 1.0
     config.hmr.discriminator_steps = 1  # discriminator updates per encoder update (each its own mocap batch)

@@ -21,7 +21,8 @@ Losses, on the last IEF iteration, weighted as the paper (`losses.HMR_LOSS_WEIGH
     regressor, counts as invisible); x `hmr.keypoint_weight` (60);
   * joints_3d_loss: `losses.joints_3d_loss` on the 14 LSP joints (pelvis = mean of the hips, metres^2),
     and smpl_loss:
-    `losses.smpl_parameter_loss` (24 rotation matrices + 10 betas) on the images with has_3d; x 1 each;
+    `losses.smpl_parameter_loss` (24 rotation matrices + 10 betas) on the images with has_3d; x
+    `hmr.joints_3d_weight` and `hmr.smpl_weight` (60 each, as the official training command);
   * adversarial_loss: `losses.lsgan_generator_loss` of the discriminator's 25 scores of the predicted
     body (`pose_to_rotation_matrices(pose)[:, 1:]`, the 23 body joints, and betas); x
     `hmr.adversarial_weight` (1; 0 removes the prior and the discriminator's updates);
