@@ -48,6 +48,7 @@ def tiny_config(**overrides):
     config.log_every = 1
     config.checkpoint_every = 0
     config.optimizer.warmup_steps = 0  # a warm-up from 0 would make the first update empty
+    config.hmr.discriminator_start = 0
     config.eval.num_visualized = 2
     for key, value in overrides.items():
         *parents, leaf = key.split(".")
@@ -259,6 +260,12 @@ def test_bad_inputs_fail_clearly(tmp_path):
         build_method(tiny_config(**{"model.pose_representation": "quaternion"}))
     with pytest.raises(ValueError, match="variant"):
         get_config("nope")
+    with pytest.raises(ValueError, match="prior never starts"):
+        build_method(tiny_config(**{"hmr.discriminator_start": 3}))
+    build_method(tiny_config(**{"hmr.discriminator_start": 3, "hmr.adversarial_weight": 0.0}))  # no prior: fine
+    for variant in VARIANTS:  # every named variant starts its prior within its run
+        config = get_config(variant)
+        assert config.hmr.adversarial_weight == 0 or config.hmr.discriminator_start < config.total_steps
 
 
 def test_mocap_stream_is_never_the_images_poses(tmp_path):
@@ -276,7 +283,7 @@ def test_mocap_stream_is_never_the_images_poses(tmp_path):
     no_prior = build_method(tiny_config(**{"hmr.adversarial_weight": 0.0}))
     assert [phase.name for phase in no_prior.phases()] == ["encoder"]
     assert "mocap" not in no_prior.train_loader(2).streams
-    delayed = build_method(tiny_config(**{"hmr.discriminator_start": 5}))
+    delayed = build_method(tiny_config(**{"hmr.discriminator_start": 5, "total_steps": 8}))
     assert [(phase.name, phase.num_steps) for phase in delayed.phases()] == [("encoder", 5), ("adversarial", None)]
     for variant in VARIANTS:
         get_config(variant)

@@ -101,7 +101,11 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.hmr.adversarial_weight = 1.0  # the encoder's adversarial loss; 0 = no prior, no discriminator
     config.hmr.discriminator_weight = 1.0
     config.hmr.discriminator_steps = 1  # discriminator updates per encoder update (each its own mocap batch)
-    config.hmr.discriminator_start = 0  # steps of the encoder alone (phase "encoder") before the prior
+    # Steps of the encoder alone (phase "encoder") before the prior. From scratch (no ImageNet encoder, unlike
+    # the paper's), the prior from step 0 pulls the untrained encoder's bodies towards random mocap poses: a
+    # 400-step probe with paired 3D reached PA-MPJPE 206 mm from step 0 and 174 mm from step 200 (mean body
+    # 183 mm). Half the run by default; the "paper" variant starts at 0.
+    config.hmr.discriminator_start = 300
 
     config.eval = ml_collections.ConfigDict()
     config.eval.pck_threshold = 0.1  # fraction of the larger side of the true 14 joints' 2D box
@@ -129,6 +133,7 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
         config.model.encoder = "resnet50"
         config.model.hidden = 1024
         config.model.dropout = 0.5
+        config.hmr.discriminator_start = 0
         # The official code's rates and weight decay 1e-4 on both networks.
         config.optimizer = optimizer_config("adam", learning_rate=1e-5, schedule="constant", weight_decay=1e-4)
         config.discriminator_optimizer = optimizer_config(

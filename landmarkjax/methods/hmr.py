@@ -212,6 +212,12 @@ class HMRMethod(Method):
             raise ValueError(f"hmr.discriminator_steps must be an integer >= 1; got {hmr.discriminator_steps!r}.")
         if int(hmr.discriminator_start) != hmr.discriminator_start or hmr.discriminator_start < 0:
             raise ValueError(f"hmr.discriminator_start must be an integer >= 0; got {hmr.discriminator_start!r}.")
+        if hmr.adversarial_weight > 0 and hmr.discriminator_start >= config.total_steps:
+            raise ValueError(
+                f"hmr.discriminator_start ({hmr.discriminator_start}) must be below total_steps "
+                f"({config.total_steps}) with the prior on, or the prior never starts; set it lower (e.g. "
+                "total_steps // 2) or hmr.adversarial_weight=0."
+            )
         if not 0.0 <= hmr.paired_3d_fraction <= 1.0:
             raise ValueError(f"hmr.paired_3d_fraction must be in [0, 1]; got {hmr.paired_3d_fraction}.")
         if data.source not in EVAL_SOURCES:
