@@ -142,4 +142,4 @@ def test_lsgan_losses_vanish_at_the_optimum_and_match_hand_computation():
     np.testing.assert_allclose(lsgan_generator_loss(fake), 5.0, rtol=1e-6)
     with pytest.raises(ValueError, match="same number of heads"):
         lsgan_discriminator_loss(jnp.ones((2, 25)), jnp.ones((2, 24)))
-    assert HMR_LOSS_WEIGHTS["keypoints_2d"] == 60.0 and HMR_LOSS_WEIGHTS["adversarial"] == 1.0
+    assert HMR_LOSS_WEIGHTS == {"keypoints_2d": 60.0, "joints_3d": 60.0, "smpl_parameters": 60.0, "adversarial": 1.0}

@@ -48,6 +48,7 @@ def tiny_config(**overrides):
     config.log_every = 1
     config.checkpoint_every = 0
     config.optimizer.warmup_steps = 0  # a warm-up from 0 would make the first update empty
+    config.hmr.discriminator_start = 0
     config.eval.num_visualized = 2
     for key, value in overrides.items():
         *parents, leaf = key.split(".")
@@ -138,6 +139,11 @@ def test_losses_count_visible_keypoints_and_paired_3d_only_and_an_all_invisible_
         (flat(body["rotations"][0], body["betas"][0]) - flat(true_rotations, batch["betas"][0])) ** 2
     )
     np.testing.assert_allclose(float(parts["smpl_loss"]), expected_smpl, rtol=1e-4)
+    # The objective: lambda (L_2D + L_3D joints + L_SMPL) + L_adv with lambda = 60 on every term but the
+    # adversarial one (paper; official `do_train.sh`: --e_loss_weight 60 --e_3d_weight 60). With the 3D
+    # terms at 1 they were ~300x weaker than the 2D term and short runs learnt nothing in 3D.
+    expected_total = 60.0 * (expected_2d + 0.5 * np.mean((joints - true) ** 2) + expected_smpl)
+    np.testing.assert_allclose(float(total), expected_total + float(parts["adversarial_loss"]), rtol=1e-4)
 
     # A batch of invisible people without 3D: zero 2D, 3D and SMPL losses; gradient finite (only the
     # adversarial term moves the encoder).
@@ -254,6 +260,12 @@ def test_bad_inputs_fail_clearly(tmp_path):
         build_method(tiny_config(**{"model.pose_representation": "quaternion"}))
     with pytest.raises(ValueError, match="variant"):
         get_config("nope")
+    with pytest.raises(ValueError, match="prior never starts"):
+        build_method(tiny_config(**{"hmr.discriminator_start": 3}))
+    build_method(tiny_config(**{"hmr.discriminator_start": 3, "hmr.adversarial_weight": 0.0}))  # no prior: fine
+    for variant in VARIANTS:  # every named variant starts its prior within its run
+        config = get_config(variant)
+        assert config.hmr.adversarial_weight == 0 or config.hmr.discriminator_start < config.total_steps
 
 
 def test_mocap_stream_is_never_the_images_poses(tmp_path):
@@ -271,7 +283,7 @@ def test_mocap_stream_is_never_the_images_poses(tmp_path):
     no_prior = build_method(tiny_config(**{"hmr.adversarial_weight": 0.0}))
     assert [phase.name for phase in no_prior.phases()] == ["encoder"]
     assert "mocap" not in no_prior.train_loader(2).streams
-    delayed = build_method(tiny_config(**{"hmr.discriminator_start": 5}))
+    delayed = build_method(tiny_config(**{"hmr.discriminator_start": 5, "total_steps": 8}))
     assert [(phase.name, phase.num_steps) for phase in delayed.phases()] == [("encoder", 5), ("adversarial", None)]
     for variant in VARIANTS:
         get_config(variant)

@@ -6,9 +6,11 @@ One line per row: mean +- std (sample std, ddof=1) over the seeds found, the num
 command (seed 0's; the others differ only in --config.seed and --workdir). MPJPE and PA-MPJPE in mm on the 14
 LSP joints of the 256 held-out synthetic people, PCK@0.1 of the 2D projections, and the plausibility of the
 predicted bodies (fraction of joint-angle components outside the pose sampler's limits, mean excess in
-degrees, mean |beta|). For the prior's key comparison (2D + prior against 2D only, both without paired 3D)
-and for IEF (3 against 1 iteration) it adds a paired bootstrap 95 % interval of the PA-MPJPE difference:
-seeds paired by seed, people paired by index, resampling seeds and people with replacement (10,000 draws).
+degrees, mean |beta|). For paired 3D against the mean body, the prior's key comparison (2D + prior against
+2D only, both without paired 3D), IEF (3 against 1 iteration) and 6-D against axis-angle it adds paired
+bootstrap 95 % intervals of the MPJPE and PA-MPJPE differences: seeds paired by seed (the mean body's one
+untrained run pairs with every seed), people paired by index, resampling seeds and people with replacement
+(10,000 draws).
 """
 
 from __future__ import annotations
@@ -34,7 +36,12 @@ METRICS = (
     ("pose_limit_excess_deg", "excess (deg)", 2),
     ("mean_abs_betas", "mean abs beta", 2),
 )
-COMPARISONS = (("no3d_prior", "no3d_noprior", "2D + prior - 2D only"), ("paired3d", "ief1", "IEF 3 - IEF 1"))
+COMPARISONS = (
+    ("paired3d", "mean", "paired 3D - mean body"),
+    ("no3d_prior", "no3d_noprior", "2D + prior - 2D only"),
+    ("paired3d", "ief1", "IEF 3 - IEF 1"),
+    ("rot6d", "paired3d", "6-D - axis-angle"),
+)
 
 
 def load(path: str) -> dict[str, dict[int, dict]]:
@@ -80,14 +87,19 @@ def table(runs: dict[str, dict[int, dict]]) -> str:
     out = ["Scale: " + "; ".join(scales) + " (synthetic people, 256 held-out test people; seeds 0..n-1).", ""]
     out += lines
     for row_a, row_b, name in COMPARISONS:
-        seeds = sorted(set(runs.get(row_a, {})) & set(runs.get(row_b, {})))
+        # The untrained mean row does not depend on the seed: its one run pairs with every seed.
+        seeds_b = {seed: runs.get(row_b, {}).get(0 if row_b == "mean" else seed) for seed in runs.get(row_a, {})}
+        seeds = sorted(seed for seed, record in seeds_b.items() if record is not None)
         if not seeds:
             continue
-        a = np.array([runs[row_a][s]["per_person_pa_mpjpe"] for s in seeds])
-        b = np.array([runs[row_b][s]["per_person_pa_mpjpe"] for s in seeds])
-        mean, low, high = paired_bootstrap(a, b)
-        out += ["", f"PA-MPJPE({name}) = {mean:+.1f} mm, paired bootstrap 95 % interval [{low:+.1f}, {high:+.1f}] "
-                    f"over {len(seeds)} seeds x {a.shape[1]} people (negative: the first is better)."]
+        parts = []
+        for key, metric in (("per_person_mpjpe", "MPJPE"), ("per_person_pa_mpjpe", "PA-MPJPE")):
+            a = np.array([runs[row_a][s][key] for s in seeds])
+            b = np.array([seeds_b[s][key] for s in seeds])
+            mean, low, high = paired_bootstrap(a, b)
+            parts.append(f"{metric} {mean:+.1f} mm [{low:+.1f}, {high:+.1f}]")
+        out += ["", f"{name}: " + ", ".join(parts) + f" (paired bootstrap 95 % intervals over {len(seeds)} seeds x "
+                    f"{a.shape[1]} people; negative: the first is better)."]
     return "\n".join(out) + "\n"
 
 

@@ -21,7 +21,8 @@ Losses, on the last IEF iteration, weighted as the paper (`losses.HMR_LOSS_WEIGH
     regressor, counts as invisible); x `hmr.keypoint_weight` (60);
   * joints_3d_loss: `losses.joints_3d_loss` on the 14 LSP joints (pelvis = mean of the hips, metres^2),
     and smpl_loss:
-    `losses.smpl_parameter_loss` (24 rotation matrices + 10 betas) on the images with has_3d; x 1 each;
+    `losses.smpl_parameter_loss` (24 rotation matrices + 10 betas) on the images with has_3d; x
+    `hmr.joints_3d_weight` and `hmr.smpl_weight` (60 each, as the official training command);
   * adversarial_loss: `losses.lsgan_generator_loss` of the discriminator's 25 scores of the predicted
     body (`pose_to_rotation_matrices(pose)[:, 1:]`, the 23 body joints, and betas); x
     `hmr.adversarial_weight` (1; 0 removes the prior and the discriminator's updates);
@@ -211,6 +212,12 @@ class HMRMethod(Method):
             raise ValueError(f"hmr.discriminator_steps must be an integer >= 1; got {hmr.discriminator_steps!r}.")
         if int(hmr.discriminator_start) != hmr.discriminator_start or hmr.discriminator_start < 0:
             raise ValueError(f"hmr.discriminator_start must be an integer >= 0; got {hmr.discriminator_start!r}.")
+        if hmr.adversarial_weight > 0 and hmr.discriminator_start >= config.total_steps:
+            raise ValueError(
+                f"hmr.discriminator_start ({hmr.discriminator_start}) must be below total_steps "
+                f"({config.total_steps}) with the prior on, or the prior never starts; set it lower (e.g. "
+                "total_steps // 2) or hmr.adversarial_weight=0."
+            )
         if not 0.0 <= hmr.paired_3d_fraction <= 1.0:
             raise ValueError(f"hmr.paired_3d_fraction must be in [0, 1]; got {hmr.paired_3d_fraction}.")
         if data.source not in EVAL_SOURCES:
