@@ -16,17 +16,16 @@ untrained run pairs with every seed), people paired by index, resampling seeds a
 from __future__ import annotations
 
 import argparse
-import collections
-import json
 import os
 import sys
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # run_table.py here, table_stats.py in experiments/
 
 from run_table import RESULTS, table_rows  # noqa: E402
+from table_stats import load_runs as load, mean_std, paired_bootstrap  # noqa: E402
 
 METRICS = (
     ("mpjpe", "MPJPE (mm)", 1),
@@ -44,33 +43,10 @@ COMPARISONS = (
 )
 
 
-def load(path: str) -> dict[str, dict[int, dict]]:
-    runs: dict[str, dict[int, dict]] = collections.defaultdict(dict)
-    with open(path) as file:
-        for line in file:
-            if line.strip():
-                record = json.loads(line)
-                runs[record["row"]][record["seed"]] = record  # a rerun of a seed replaces the older line
-    return runs
 
 
-def mean_std(values: list[float], digits: int) -> str:
-    values = np.asarray(values, np.float64)
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} +- {values.std(ddof=1):.{digits}f}"
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, draws: int = 10000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of a - b and its 95 % interval; a, b [seeds, people], resampling seeds and people (paired)."""
-    diff = a - b
-    rng = np.random.default_rng(seed)
-    num_seeds, num_people = diff.shape
-    seeds = rng.integers(0, num_seeds, size=(draws, num_seeds))
-    people = rng.integers(0, num_people, size=(draws, num_people))
-    means = np.array([diff[s][:, p].mean() for s, p in zip(seeds, people)])
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(diff.mean()), float(low), float(high)
 
 
 def table(runs: dict[str, dict[int, dict]]) -> str:

@@ -10,34 +10,22 @@ schemes are paired by seed (same seed: same initialisation, data order and evalu
 from __future__ import annotations
 
 import argparse
-import collections
-import json
 import os
+import sys
 
 import numpy as np
-from scipy import stats
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # table_stats.py in experiments/
+
+from table_stats import load_runs as load, paired_t_interval as paired_interval  # noqa: E402
 ROWS = ("raw_colour", "random_init", "pairwise", "memory", "memory_momentum")
 METRICS = (("j_and_f_mean", "J&F"), ("j_mean", "J mean"), ("f_mean", "F mean"), ("j_decay", "J decay"))
 COMPARISONS = (("memory", "pairwise"), ("memory_momentum", "memory"), ("pairwise", "random_init"))
 
 
-def load(path: str) -> dict[str, dict[int, dict]]:
-    runs: dict[str, dict[int, dict]] = collections.defaultdict(dict)
-    with open(path) as file:
-        for line in file:
-            if line.strip():
-                record = json.loads(line)
-                runs[record["row"]][record["seed"]] = record  # a rerun replaces the older line
-    return runs
 
 
-def paired_interval(a: list[float], b: list[float]) -> tuple[float, float, float]:
-    """Mean of a - b and its 95 % Student-t interval over the pairs."""
-    diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
-    return float(diff.mean()), float(diff.mean() - half), float(diff.mean() + half)
 
 
 def table(runs: dict[str, dict[int, dict]]) -> str:

@@ -1,5 +1,5 @@
-"""experiments/semisup: every row's printed train.py command builds the config the script trains, and the
-table's paired bootstrap."""
+"""experiments/: every semisup row's printed train.py command builds the config the script trains, and the
+shared table statistics (experiments/table_stats.py)."""
 
 import pathlib
 import shlex
@@ -10,10 +10,10 @@ from absl import flags
 from ml_collections import config_flags
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "experiments" / "semisup"))
+sys.path[:0] = [str(ROOT / "experiments" / "semisup"), str(ROOT / "experiments")]
 
-import make_table  # noqa: E402
 import run_table  # noqa: E402
+import table_stats  # noqa: E402
 
 
 def _config_from_command(command: str, monkeypatch):
@@ -42,8 +42,24 @@ def test_every_command_builds_the_trained_config(monkeypatch):
 def test_paired_bootstrap_interval_covers_a_constant_shift_and_orders_its_ends():
     rng = np.random.default_rng(0)
     b = rng.uniform(0.05, 0.1, size=(3, 64))
-    mean, low, high = make_table.paired_bootstrap(b - 0.01, b, draws=500)
+    mean, low, high = table_stats.paired_bootstrap(b - 0.01, b, draws=500)
     np.testing.assert_allclose([mean, low, high], [-0.01, -0.01, -0.01], atol=1e-9)
     noisy = b + rng.normal(0.0, 0.01, size=b.shape)
-    mean, low, high = make_table.paired_bootstrap(noisy, b, draws=500)
+    mean, low, high = table_stats.paired_bootstrap(noisy, b, draws=500)
     assert low < mean < high
+
+
+def test_paired_t_interval_matches_the_closed_form():
+    a, b = [0.30, 0.34, 0.29], [0.25, 0.27, 0.26]
+    mean, low, high = table_stats.paired_t_interval(a, b)
+    diff = np.subtract(a, b)  # 0.05, 0.07, 0.03: mean 0.05, sample std 0.02
+    half = 4.302652729911275 * 0.02 / np.sqrt(3)  # t(0.975, 2 dof)
+    np.testing.assert_allclose([mean, low, high], [diff.mean(), 0.05 - half, 0.05 + half], rtol=1e-7)
+
+
+def test_load_runs_keeps_the_last_line_of_a_rerun(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"row": "a", "seed": 0, "x": 1}\n\n{"row": "a", "seed": 0, "x": 2}\n{"row": "b", "seed": 1, "x": 3}\n')
+    runs = table_stats.load_runs(str(path))
+    assert runs["a"][0]["x"] == 2 and runs["b"][1]["x"] == 3 and set(runs) == {"a", "b"}
+    assert table_stats.mean_std([1.0, 2.0, 3.0], 2) == "2.00 +- 1.00" and table_stats.mean_std([0.5], 1) == "0.5"
