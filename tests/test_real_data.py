@@ -185,7 +185,7 @@ def test_unknown_source_and_synthetic_split_are_rejected():
         SupervisedMethod(tiny_config("300w"))
     config = tiny_config()
     config.data.eval_split = "full"
-    with pytest.raises(ValueError, match="splits 'train' and 'test'"):
+    with pytest.raises(ValueError, match="splits 'train', 'test' and 'validation'"):
         SupervisedMethod(config)
     assert face_sources.num_face_landmarks(tiny_config().data) == 68
 

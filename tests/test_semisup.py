@@ -107,8 +107,8 @@ def test_without_elt_no_unlabelled_stream_and_the_same_loss_and_gradient():
     computing.use_elt = True  # the full three-group pass, its ELT term multiplied by 0
     batch[UNLABELLED_IMAGE_KEY] = batch["image"][::-1]
     params = skipping.init_state(jax.random.key(0)).params
-    (loss, parts), grads = jax.value_and_grad(skipping.loss_fn, has_aux=True)(params, batch, jax.random.key(1))
-    (full_loss, full_parts), full_grads = jax.value_and_grad(computing.loss_fn, has_aux=True)(
+    (loss, parts), grads = jax.jit(jax.value_and_grad(skipping.loss_fn, has_aux=True))(params, batch, jax.random.key(1))
+    (full_loss, full_parts), full_grads = jax.jit(jax.value_and_grad(computing.loss_fn, has_aux=True))(
         params, batch, jax.random.key(1)
     )
     assert float(parts["elt_loss"]) == 0.0 and float(full_parts["elt_loss"]) > 0.0
