@@ -2,6 +2,7 @@
 
 Usage:
   python benchmarks/lk.py [--size 256] [--batch-sizes 1,16,64] [--repeats 7] [--host-devices N]
+                          [--gradient-batch-sizes 16] [--gradient-paths checkpointed,legacy]
 
 Data: frame pairs cut from four bundled scikit-image photos (astronaut, coffee, chelsea, rocket), converted
 to grey and quantised to 8 bits (OpenCV tracks the uint8 frames, landmarkjax the same frames / 255 as
@@ -24,7 +25,14 @@ Printed, one JSON line per figure:
     there are several local devices (on CPU: `--host-devices`, default the number of cores), data-parallel
     over all of them with `jax.shard_map` (batch split on a `data` axis). OpenCV runs pair after pair, with
     its own thread pool (`cv2.getNumThreads()` threads). Inputs are already on the device for landmarkjax
-    (and in memory for OpenCV). Each line carries the 1-minute load average at the time.
+    (and in memory for OpenCV). Each line carries the 1-minute load average at the time. These lines say
+    `"pass": "forward"`;
+  * the same for the forward and backward pass (`"pass": "forward+backward"`, batches of
+    `--gradient-batch-sizes`): `jax.value_and_grad` of a fixed random linear function of lk_track's tracked
+    points, with respect to the input points (as SBR differentiates through the tracker), for each
+    `--gradient-paths`: "checkpointed" (the library's custom JVP) and "legacy" (the iterations differentiated
+    as they are evaluated, the code before it, selected with `lucas_kanade._LEGACY_GRADIENT`), interleaved
+    with the forward methods. OpenCV has no gradient.
 """
 
 from __future__ import annotations
@@ -39,6 +47,12 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=256, help="frame size in pixels (square)")
     parser.add_argument("--batch-sizes", default="1,16,64", help="comma-separated numbers of frame pairs")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per method and batch size")
+    parser.add_argument(
+        "--gradient-batch-sizes", default="16", help="comma-separated batch sizes of the gradient timings ('' for none)"
+    )
+    parser.add_argument(
+        "--gradient-paths", default="checkpointed,legacy", help="gradient code paths to time: checkpointed, legacy"
+    )
     parser.add_argument(
         "--host-devices",
         type=int,
@@ -66,6 +80,7 @@ import skimage.data  # noqa: E402
 import skimage.feature  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 
+from landmarkjax.ops import lucas_kanade  # noqa: E402
 from landmarkjax.ops.lucas_kanade import lk_track  # noqa: E402
 
 NUM_POINTS = 68
@@ -154,9 +169,29 @@ def _accuracy(method: str, variant: str, tracked, valid, truth) -> None:
     )
 
 
-def _compiled(function, arguments, method: str, variant: str, batch: int, devices: int):
+def _gradient_function(function, weights: np.ndarray):
+    """(template, target, points) -> value [1] and gradient w.r.t. points of sum(weights * tracked points)."""
+
+    def loss(points, template, target):
+        tracked, _ = function(template, target, points)
+        return (tracked * weights[: tracked.shape[0]]).sum()
+
+    def value_and_gradient(template, target, points):
+        value, gradient = jax.value_and_grad(loss)(points, template, target)
+        return value[None], gradient  # [1]: one value per shard under shard_map
+
+    return value_and_gradient
+
+
+def _compiled(function, arguments, method: str, variant: str, batch: int, devices: int, legacy: bool = False, **extra):
     start = time.perf_counter()
-    lowered = jax.jit(function).lower(*arguments)
+    # A new function object, traced here: the module flag is read at trace time, and jax.jit caches traces by
+    # function object, not by the flag.
+    lucas_kanade._LEGACY_GRADIENT = legacy
+    try:
+        lowered = jax.jit(lambda *args: function(*args)).lower(*arguments)
+    finally:
+        lucas_kanade._LEGACY_GRADIENT = False
     lowering = time.perf_counter() - start
     start = time.perf_counter()
     compiled = lowered.compile()
@@ -168,6 +203,7 @@ def _compiled(function, arguments, method: str, variant: str, batch: int, device
             "variant": variant,
             "batch": batch,
             "devices": devices,
+            **extra,
             "lower_s": round(lowering, 3),
             "compile_s": round(compiling, 3),
         }
@@ -223,15 +259,44 @@ def main(args: argparse.Namespace) -> None:
                     split,
                 )
 
+    gradient_batch_sizes = [int(b) for b in args.gradient_batch_sizes.split(",") if b]
+    gradient_paths = [p for p in args.gradient_paths.split(",") if p]
+    unknown = set(gradient_paths) - {"checkpointed", "legacy"}
+    if unknown:
+        raise ValueError(f"--gradient-paths must be among checkpointed, legacy; got {sorted(unknown)}")
+    if gradient_batch_sizes and max(gradient_batch_sizes) > len(points):
+        templates, targets, points, truths = make_pairs(max(batch_sizes + gradient_batch_sizes), args.size)
+    weights = np.random.default_rng(1).normal(size=points.shape).astype(np.float32)
+    for batch in gradient_batch_sizes:
+        host = (templates[:batch] / np.float32(255), targets[:batch] / np.float32(255), points[:batch])
+        single = tuple(jax.device_put(x, devices[0]) for x in host)
+        parallel_ok = len(devices) > 1 and batch % len(devices) == 0
+        split = tuple(jax.device_put(x, sharded) for x in host) if parallel_ok else None
+        for variant, function in variants.items():
+            for path in gradient_paths:
+                name = f"{variant} gradient ({path})"
+                gradient = _gradient_function(function, weights)
+                runners[("landmarkjax", name, batch, 1)] = (
+                    _compiled(gradient, single, "landmarkjax", name, batch, 1, legacy=path == "legacy"),
+                    single,
+                )
+                if split is not None:
+                    spec = PartitionSpec("data")
+                    parallel = jax.shard_map(gradient, mesh=mesh, in_specs=spec, out_specs=spec)
+                    runners[("landmarkjax", name, batch, len(devices))] = (
+                        _compiled(parallel, split, "landmarkjax", name, batch, len(devices), legacy=path == "legacy"),
+                        split,
+                    )
+
     largest = max(batch_sizes)
     for variant in variants:
         compiled, arguments = runners[("landmarkjax", variant, largest, 1)]
         tracked, valid = compiled(*arguments)
         _accuracy("landmarkjax", variant, tracked, valid, truths[:largest])
-    tracked, valid = opencv_track(templates, targets, points)
-    _accuracy("opencv", "translation", tracked, valid, truths)
+    tracked, valid = opencv_track(templates[:largest], targets[:largest], points[:largest])
+    _accuracy("opencv", "translation", tracked, valid, truths[:largest])
 
-    for batch in batch_sizes:
+    for batch in sorted(set(batch_sizes + gradient_batch_sizes)):
         calls = {key: value for key, value in runners.items() if key[2] == batch}
         calls[("opencv", "translation", batch, 1)] = (
             functools.partial(opencv_track, templates[:batch], targets[:batch], points[:batch]),
@@ -255,6 +320,7 @@ def main(args: argparse.Namespace) -> None:
                     "figure": "throughput",
                     "method": method,
                     "variant": variant,
+                    "pass": "forward+backward" if "gradient" in variant else "forward",
                     "batch": batch,
                     "devices": num_devices if method == "landmarkjax" else None,
                     "threads": cv2.getNumThreads() if method == "opencv" else None,

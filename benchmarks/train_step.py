@@ -13,6 +13,11 @@ clip of T frames counts T, e.g. SBR's unlabelled clips or the vos method's train
 is the process's CPU time per step over all threads, steadier than `step_ms` on a shared machine.
 
     python benchmarks/train_step.py --config=landmarkjax/configs/vos.py      # vos: clips of 2 frames, 64 px
+
+`--lk_legacy_gradient` differentiates Lucas-Kanade tracking the way it was before its custom JVP (the
+evaluated iterations, `lax.cond` early exit, nothing recomputed; `lucas_kanade._LEGACY_GRADIENT`): the
+"before" of a before/after comparison of the SBR registration step. The lines then say
+`"lk_gradient": "legacy"`.
 """
 
 from __future__ import annotations
@@ -29,12 +34,16 @@ from ml_collections import config_flags
 
 from landmarkjax.configs.defaults import default_config_path
 from landmarkjax.methods import build_method
+from landmarkjax.ops import lucas_kanade
 from landmarkjax.training import sharding
 from landmarkjax.training.loop import place_frozen_inputs
 
 _CONFIG = config_flags.DEFINE_config_file("config", default_config_path(), "Method config file.")
 _STEPS = flags.DEFINE_integer("steps", 30, "Timed steps per phase.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
+_LK_LEGACY_GRADIENT = flags.DEFINE_bool(
+    "lk_legacy_gradient", False, "Differentiate LK tracking as before its custom JVP (for before/after figures)."
+)
 
 
 def _time_steps(step, state, batch, rng, frozen, count):
@@ -48,6 +57,7 @@ def _time_steps(step, state, batch, rng, frozen, count):
 
 def main(argv: list[str]) -> None:
     del argv
+    lucas_kanade._LEGACY_GRADIENT = _LK_LEGACY_GRADIENT.value  # read when the step is traced
     config = _CONFIG.value
     method = build_method(config)
     mesh = sharding.make_data_mesh()
@@ -75,6 +85,7 @@ def main(argv: list[str]) -> None:
                     "benchmark": "train_step",
                     "method": config.method,
                     "phase": phase.name,
+                    "lk_gradient": "legacy" if _LK_LEGACY_GRADIENT.value else "checkpointed",
                     "image_size": config.data.image_size,
                     "batch_size": config.batch_size,
                     "image_inputs": shapes,

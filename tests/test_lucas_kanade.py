@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
+from landmarkjax.ops import lucas_kanade
 from landmarkjax.ops.lucas_kanade import forward_backward_check, lk_track
 from landmarkjax.ops.pyramid import gaussian_pyramid, pyramid_downsample
 
@@ -244,6 +245,52 @@ class TestGradients:
         assert valid.dtype == jnp.bool_
         assert np.all(np.isfinite(np.asarray(tracked)))
         assert all(np.all(np.isfinite(np.asarray(g))) for g in gradients)
+
+    @pytest.mark.parametrize(
+        "function, warp",
+        [
+            ("lk_track", "translation"),
+            ("forward_backward_check", "translation"),
+            pytest.param("lk_track", "affine", marks=pytest.mark.slow),  # ~40 s of compilation
+        ],
+    )
+    def test_checkpointed_gradient_equals_the_differentiated_iterations(self, monkeypatch, function, warp):
+        """The custom JVP (checkpointed steps, no early exit) against differentiating the evaluated iterations
+        (`lax.cond` early exit, nothing recomputed: the code before the custom JVP): the same values, bit for
+        bit, and the same gradients (to float32 rounding). lk_track: one level, gradients to the points and both
+        images; forward_backward_check: two levels, gradient to the points only (as in SBR)."""
+        image, points = _small_image_and_points()
+        target = _translate(image, (1.5, -0.5))
+        weights = np.random.default_rng(0).normal(size=points.shape).astype(np.float32)
+        if function == "lk_track":
+            track = functools.partial(lk_track, num_levels=1, window_radius=6, num_iterations=6, warp=warp)
+            argnums = (0, 1, 2)
+        else:
+            track, argnums = functools.partial(forward_backward_check, num_levels=2, window_radius=6, warp=warp), 0
+
+        def loss(points, template, target):
+            tracked, valid = track(template, target, points)
+            return jnp.sum(tracked * weights), (tracked, valid)
+
+        def evaluate_and_differentiate(points, template, target):
+            evaluated = track(template, target, points)
+            (_, differentiated), gradients = jax.value_and_grad(loss, argnums, has_aux=True)(points, template, target)
+            return evaluated, differentiated, gradients
+
+        results = {}
+        for legacy in (True, False):
+            monkeypatch.setattr(lucas_kanade, "_LEGACY_GRADIENT", legacy)
+            # A new function object each time: jax.jit caches traces by function, not by the module flag.
+            run = jax.jit(lambda *args: evaluate_and_differentiate(*args))
+            results[legacy] = jax.tree.map(np.asarray, run(points, image, target))
+        (old_values, old_differentiated, old_gradients) = results[True]
+        (new_values, new_differentiated, new_gradients) = results[False]
+        assert np.mean(old_values[1]) >= 0.5 and np.all(np.isfinite(old_values[0]))
+        for old, new in zip(old_values + old_differentiated, new_values + new_differentiated):
+            np.testing.assert_array_equal(new, old)
+        for old, new in zip(jax.tree.leaves(old_gradients), jax.tree.leaves(new_gradients)):
+            assert np.abs(old).max() > 0
+            np.testing.assert_allclose(new, old, rtol=1e-4, atol=1e-5 * np.abs(old).max())
 
 
 # One small configuration shared by several tests, so that it compiles once.

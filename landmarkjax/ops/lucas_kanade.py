@@ -18,7 +18,9 @@ blur and 2x decimation, as OpenCV's `pyrDown`):
 - iterations run under `lax.scan` with a fixed budget (hence reverse-differentiable). A point freezes once
   an update is shorter than `convergence_eps` (or would be non-finite or fold the window), a point whose
   window lacks texture on a level is not moved on it, and (`lax.cond`) the remaining iterations of a level
-  are skipped once every point of the frame pair has frozen.
+  are skipped once every point of the frame pair has frozen. That early exit is for evaluation only: a
+  custom JVP differentiates the same iterations without the `lax.cond` and with every iteration under
+  `jax.checkpoint` (same values; the gradient about twice as fast, see `_align_level`).
 
 Everything is a pure function of arrays: gradients flow to the input points (through the bilinear sampling
 of the template and target windows) and to the images. `lk_track` takes batches of frame pairs directly
@@ -32,6 +34,7 @@ with `functools.partial`).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import numbers
 from typing import NamedTuple
@@ -44,6 +47,7 @@ from landmarkjax.ops.sampling import bilinear_sample
 
 __all__ = ["lk_track", "forward_backward_check"]
 
+_SymbolicZero = jax.custom_derivatives.SymbolicZero
 _WARPS = ("translation", "affine")
 # Affine windows whose area shrinks or grows by more than this factor (x1/8 .. x8) stop being updated,
 # and tracks whose window's area changed by more than this one (x1/4 .. x4) are flagged invalid.
@@ -250,11 +254,23 @@ def _align_level(
     num_iterations: int,
     convergence_eps: float,
 ) -> tuple[_WarpState, jnp.ndarray]:
-    """Inverse-compositional iterations on one level; returns the warp and the weighted RMS residual [K]."""
+    """Inverse-compositional iterations on one level; returns the warp and the weighted RMS residual [K].
 
-    def step(carry):
+    Evaluated, the iterations skip the rest of the level (`lax.cond`) once every point has frozen.
+    Differentiated (a custom JVP, so under `jax.grad`, `jax.jvp`, `jax.vjp`, `jax.linearize`), they run
+    the same steps without the `lax.cond` - a step of an all-frozen frame pair changes nothing, so the values
+    are the same - each under `jax.checkpoint` with nothing saved: the backward pass recomputes one step's
+    windows from its small carry (the warps) instead of storing every iteration's windows, and does not
+    differentiate through a `lax.cond`. That costs one more evaluation of each step, and makes the gradient
+    of SBR's forward-backward check about twice as fast on CPU (BENCHMARKS.md). Inputs without a tangent
+    (the images, in SBR) enter the JVP as constants.
+    """
+    pad = level.pad
+
+    def step(template, image, carry):
         state, done, residual = carry
-        error = _sample_warped_window(level, state, radius, warp) - template.values  # [K, N*C]
+        target = _Level(image, pad)
+        error = _sample_warped_window(target, state, radius, warp) - template.values  # [K, N*C]
         increment = jnp.einsum("kpn,kn->kp", template.update_matrix, error)
         new_state = _compose_inverse_increment(state, increment, radius, warp)
         # A point stops, keeping its last warp, where an update would be non-finite or fold the window.
@@ -270,13 +286,60 @@ def _align_level(
         done = keep | (jnp.sum(increment**2, axis=-1) < convergence_eps**2)
         return state, done, residual
 
-    def iteration(carry, _):
-        return jax.lax.cond(jnp.all(carry[1]), lambda c: c, step, carry), None
+    def iterate(differentiated: bool, template: _Template, image: jnp.ndarray, init):
+        if differentiated:
+            checkpointed = jax.checkpoint(step, policy=jax.checkpoint_policies.nothing_saveable)
+
+            def iteration(carry, _):
+                return checkpointed(template, image, carry), None
+
+        else:
+
+            def iteration(carry, _):
+                return jax.lax.cond(jnp.all(carry[1]), lambda c: c, lambda c: step(template, image, c), carry), None
+
+        final, _ = jax.lax.scan(iteration, init, None, length=num_iterations)
+        return final
+
+    if _LEGACY_GRADIENT:  # the code before the custom JVP, kept for benchmarks and tests
+
+        def run(template, image, init):
+            return iterate(False, template, image, init)
+
+    else:
+
+        @jax.custom_jvp
+        def run(template, image, init):
+            return iterate(False, template, image, init)
+
+        def run_jvp(primals, tangents):
+            # Inputs without a tangent (e.g. the images, in SBR) are constants of the JVP, not zero tangents
+            # to carry through every iteration.
+            leaves, treedef = jax.tree.flatten(primals)
+            tangent_leaves = jax.tree.leaves(tangents, is_leaf=lambda t: isinstance(t, _SymbolicZero))
+            live = [not isinstance(t, _SymbolicZero) for t in tangent_leaves]
+
+            def live_only(*values):
+                merged = iter(values)
+                inputs = [next(merged) if is_live else leaf for leaf, is_live in zip(leaves, live)]
+                return iterate(True, *jax.tree.unflatten(treedef, inputs))
+
+            live_primals = [leaf for leaf, is_live in zip(leaves, live) if is_live]
+            live_tangents = [t for t, is_live in zip(tangent_leaves, live) if is_live]
+            return jax.jvp(live_only, live_primals, live_tangents)
+
+        run.defjvp(run_jvp, symbolic_zeros=True)
 
     # Frozen (textureless) points never get a residual from an iteration: theirs stays unknown (inf).
     init = (state, frozen, jnp.full_like(state.center[:, 0], jnp.inf))
-    (state, _, residual), _ = jax.lax.scan(iteration, init, None, length=num_iterations)
+    state, _, residual = run(template, level.image, init)
     return state, residual
+
+
+# True: `_align_level` differentiates the evaluated iterations directly (`lax.cond` early exit, every
+# iteration's intermediates stored), as before the custom JVP. Read when a function is traced; only for the
+# before/after figures of benchmarks/lk.py and the reference of the gradient test.
+_LEGACY_GRADIENT = False
 
 
 class _Options(NamedTuple):
