@@ -19,7 +19,9 @@ def test_validation_faces_are_neither_training_nor_test_faces():
     data = small_data()
     splits = {split: face_sources.face_source(data, split) for split in ("train", "test", "validation")}
     assert {split: len(source) for split, source in splits.items()} == {"train": 6, "test": 4, "validation": 5}
-    landmarks = {split: np.stack([source[i]["landmarks"] for i in range(len(source))]) for split, source in splits.items()}
+    landmarks = {
+        split: np.stack([source[i]["landmarks"] for i in range(len(source))]) for split, source in splits.items()
+    }
     for other in ("train", "test"):
         # No validation face has the landmarks of a training or test face.
         distances = np.abs(landmarks["validation"][:, None] - landmarks[other][None]).max(axis=(-1, -2))

@@ -4,7 +4,7 @@
 
 | source | landmarks | train split | evaluation split | extra evaluation splits |
 | --- | --- | --- | --- | --- |
-| `synthetic` (default) | 68 (iBUG order) | `train` (`num_train` faces) | `test` (`num_test` faces) | none (`validation`: `num_validation` faces, on request) |
+| `synthetic` (default) | 68 (iBUG order) | `train` (`num_train` faces) | `test` (`num_test` faces) | none |
 | `synthetic_faces` | 68 | `train` | `test` | none |
 | `face300w` | 68 | `train` | `full` | `common`, `challenging` |
 | `celeba_mafl` | 5 (eyes, nose, mouth corners) | `train` | `test` | none |
@@ -14,8 +14,8 @@ Every source except `synthetic` is a TFDS dataset built by `landmarkjax.data.bui
 the table's defaults. The synthetic faces also have a `validation` split (`data.num_validation` faces drawn
 from `data.validation_seed`, never training, test or SBR clip faces) for choosing weights and lengths without
 touching the test faces: `--config.data.eval_split=validation` evaluates (and ranks checkpoints) on it, and
-`--config.data.extra_eval_splits='("test",)'` reports the test faces alongside. Nothing is downloaded: an unbuilt dataset is a `FileNotFoundError` naming the command
-that builds it.
+`--config.data.extra_eval_splits='("test",)'` reports the test faces alongside. Nothing is downloaded: an
+unbuilt dataset is a `FileNotFoundError` naming the command that builds it.
 
 `face_source(data_config, split)` returns a Grain random-access source of face elements: `image` uint8
 [H, W, 3] RGB (any size), `landmarks` float32 [K, 2] (x, y) pixels, `visibility` bool [K], `face_box`

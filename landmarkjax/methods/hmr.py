@@ -66,7 +66,7 @@ from landmarkjax import losses, metrics
 from landmarkjax.body import SMPLModel, cocoplus_keypoints, load_smpl, make_synthetic_smpl, smpl_forward
 from landmarkjax.data.amass import AmassPoseSource
 from landmarkjax.data.h36m import H36mSource
-from landmarkjax.data.pipeline import make_loader
+from landmarkjax.data.pipeline import make_loader, one_pass_loader
 from landmarkjax.data.sources import MemoizedSource, SyntheticMocapSource, SyntheticPeopleSource
 from landmarkjax.data.synthetic.people import BODY_POSE_LIMITS, rasterize_triangles
 from landmarkjax.data.visualize import contact_sheet
@@ -517,15 +517,8 @@ class HMRMethod(Method):
     def eval_loader(self, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
         """One pass over the evaluation people: image, keypoints_2d [B, 19, 2] px, visibility [B, 19],
         joints_3d [B, J, 3] metres (J = 19 synthetic, 14 h36m)."""
-        return make_loader(
-            self._eval_source(),
-            batch_size=batch_size,
-            seed=self.config.seed,
-            shuffle=False,
-            num_epochs=1,
-            augment=PersonExample(),
-            drop_remainder=False,
-        )
+        source = self._eval_source()
+        return one_pass_loader(source, batch_size=batch_size, seed=self.config.seed, augment=PersonExample())
 
     # ---- evaluation ------------------------------------------------------------------------------------
     def eval_step(self, state: TrainState, batch: Mapping[str, jax.Array], frozen: Any) -> dict[str, jax.Array]:
