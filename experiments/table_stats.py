@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["load_runs", "mean_std", "paired_bootstrap", "paired_t_interval"]
+__all__ = ["done_runs", "load_runs", "mean_std", "paired_bootstrap", "paired_t_interval"]
 
 
 def load_runs(path: str) -> dict[str, dict[int, dict]]:
@@ -30,6 +31,16 @@ def load_runs(path: str) -> dict[str, dict[int, dict]]:
                 record = json.loads(line)
                 runs[record["row"]][record["seed"]] = record
     return runs
+
+
+def done_runs(path: str) -> set[tuple[str, int, str]]:
+    """The (row, seed, scale) of every run recorded in `path` (empty when the file does not exist yet), so a
+    `run_table.py` that was stopped skips what it already ran."""
+    if not os.path.exists(path):
+        return set()
+    with open(path) as file:
+        records = [json.loads(line) for line in file if line.strip()]
+    return {(record["row"], record["seed"], record["scale"]) for record in records}
 
 
 def mean_std(values, digits: int) -> str:

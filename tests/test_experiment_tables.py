@@ -63,3 +63,10 @@ def test_load_runs_keeps_the_last_line_of_a_rerun(tmp_path):
     runs = table_stats.load_runs(str(path))
     assert runs["a"][0]["x"] == 2 and runs["b"][1]["x"] == 3 and set(runs) == {"a", "b"}
     assert table_stats.mean_std([1.0, 2.0, 3.0], 2) == "2.00 +- 1.00" and table_stats.mean_std([0.5], 1) == "0.5"
+
+
+def test_done_runs_lists_every_recorded_row_seed_and_scale(tmp_path):
+    path = tmp_path / "results.jsonl"
+    assert table_stats.done_runs(str(path)) == set()  # nothing run yet
+    path.write_text('{"row": "a", "seed": 0, "scale": "s1"}\n{"row": "a", "seed": 0, "scale": "s2"}\n')
+    assert table_stats.done_runs(str(path)) == {("a", 0, "s1"), ("a", 0, "s2")}

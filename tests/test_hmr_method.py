@@ -50,12 +50,7 @@ def tiny_config(**overrides):
     config.optimizer.warmup_steps = 0  # a warm-up from 0 would make the first update empty
     config.hmr.discriminator_start = 0
     config.eval.num_visualized = 2
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 

@@ -32,6 +32,9 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # table_stats.py in experiments/
+
+from table_stats import done_runs  # noqa: E402
 RESULTS = os.path.join(HERE, "results.jsonl")
 CONFIG_PATH = "landmarkjax/configs/hmr.py"
 
@@ -78,12 +81,7 @@ def make_config(overrides: dict):
     from landmarkjax.configs.hmr import get_config
 
     config = get_config()
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+    config.update_from_flattened_dict(overrides)  # dotted keys, e.g. "hmr.use_3d"
     return config
 
 
@@ -133,17 +131,6 @@ def evaluate_mean_row() -> tuple[dict, dict[str, np.ndarray]]:
     context = EvalContext(mesh, sharding.per_process_batch_size(method.config.eval_batch_size, mesh))
     summary = method.evaluate(state, frozen, context)
     return summary, per_person_errors(method, state.params, frozen)
-
-
-def done_runs(path: str) -> set[tuple[str, int, str]]:
-    done = set()
-    if os.path.exists(path):
-        with open(path) as file:
-            for line in file:
-                if line.strip():
-                    record = json.loads(line)
-                    done.add((record["row"], record["seed"], record["scale"]))
-    return done
 
 
 def main(argv: list[str] | None = None) -> None:

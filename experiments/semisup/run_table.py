@@ -29,6 +29,9 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # table_stats.py in experiments/
+
+from table_stats import done_runs  # noqa: E402
 RESULTS = os.path.join(HERE, "results.jsonl")
 CONFIG_PATH = "landmarkjax/configs/semisup.py"
 
@@ -96,12 +99,7 @@ def make_config(overrides: dict):
     from landmarkjax.configs.semisup import get_config
 
     config = get_config()
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+    config.update_from_flattened_dict(overrides)  # dotted keys, e.g. "semisup.elt_weight"
     return config
 
 
@@ -120,17 +118,6 @@ def per_face_nme(workdir: str, step: int) -> np.ndarray:
         predicted = predict(batch["image"])
         errors.append(np.asarray(metrics.nme(predicted, batch["landmarks"], "inter_ocular", batch["visibility"])))
     return np.concatenate(errors)
-
-
-def done_runs(path: str) -> set[tuple[str, int, str]]:
-    done = set()
-    if os.path.exists(path):
-        with open(path) as file:
-            for line in file:
-                if line.strip():
-                    record = json.loads(line)
-                    done.add((record["row"], record["seed"], record["scale"]))
-    return done
 
 
 def main(argv: list[str] | None = None) -> None:
