@@ -49,7 +49,7 @@ EXPECTED_PUBLIC_API = {
     "landmarkjax.losses": {
         "heatmap_mse", "multi_stage_heatmap_mse", "heatmap_targets",
         "point_distance_loss", "point_l1_loss",
-        "registration_point_mask", "registration_distance", "registration_loss",
+        "registration_point_mask", "registration_distance", "registration_loss", "oracle_registration_loss",
         "perceptual_loss", "IMM_PERCEPTUAL_LAYERS", "IMM_INITIAL_AVERAGES",
         "keypoint_2d_l1_loss", "align_by_pelvis", "joints_3d_loss", "smpl_parameter_loss", "HMR_LOSS_WEIGHTS",
         "COCOPLUS_HIP_INDICES", "SMPL_ROOT_INDICES",

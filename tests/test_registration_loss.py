@@ -145,3 +145,38 @@ def test_gradient_reaches_neighbour_detections_only_through_lk(through_lk):
         np.testing.assert_allclose(grad[0, 0], (detections[0, 0] - points[0]) / 3, atol=2e-2)
     else:
         assert neighbour_gradient == 0.0
+
+
+def test_oracle_loss_moves_the_neighbours_by_the_true_motion():
+    from landmarkjax.losses import oracle_registration_loss
+
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(10, 50, (2, 3, 5, 2)).astype(np.float32)
+    detections = (truth + rng.normal(0, 0.8, truth.shape)).astype(np.float32)
+    confidences = rng.uniform(0.2, 1.0, (2, 3, 5)).astype(np.float32)
+    visibility = np.ones((2, 3, 5), bool)
+    visibility[0, 2, 1] = False  # invisible in frame t+1: that landmark's track fails
+    loss, info = oracle_registration_loss(
+        detections, confidences, truth, visibility, max_displacement=3.0, min_confidence=0.3
+    )
+    # numpy: a = d(t-1) + g(t) - g(t-1), b = d(t+1) + g(t) - g(t+1), SBR's checks, the mean distance.
+    tracked = np.stack(
+        [detections[:, 0] + truth[:, 1] - truth[:, 0], detections[:, 2] + truth[:, 1] - truth[:, 2]], axis=1
+    )
+    track_valid = np.stack([visibility[:, 0] & visibility[:, 1], visibility[:, 2] & visibility[:, 1]], axis=1)
+    mask = numpy_point_mask(detections[:, 1], tracked, track_valid, confidences, 3.0, 0.3)
+    assert not mask[0, 1] and 0 < mask.sum() < mask.size
+    np.testing.assert_array_equal(np.asarray(info["mask"]), mask)
+    np.testing.assert_allclose(np.asarray(info["tracked"]), tracked, rtol=1e-6)
+    assert float(loss) == pytest.approx(numpy_registration_distance(detections[:, 1], tracked, mask), rel=1e-5)
+
+    # Detections that follow the true motion exactly: zero loss; the gradient reaches only frame t.
+    shifted = truth + np.float32(1.5)
+    loss, _ = oracle_registration_loss(shifted, confidences, truth, visibility, max_displacement=3.0, min_confidence=0.0)
+    assert float(loss) == pytest.approx(0.0, abs=1e-6)
+    grads = jax.grad(
+        lambda d: oracle_registration_loss(d, confidences, truth, visibility, max_displacement=3.0, min_confidence=0.0)[0]
+    )(jnp.asarray(detections))
+    assert np.all(np.asarray(grads)[:, [0, 2]] == 0) and np.any(np.asarray(grads)[:, 1] != 0)
+    with pytest.raises(ValueError, match="true_landmarks"):
+        oracle_registration_loss(detections, confidences, truth[:, :2], visibility)

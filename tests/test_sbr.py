@@ -325,3 +325,85 @@ def test_registration_targets_names_the_paper_and_the_official_variants(monkeypa
     config.sbr.registration_targets = "stable"
     with pytest.raises(ValueError, match="registration_targets"):
         SBRMethod(config)
+
+
+def test_a_restored_weight_is_replaced_by_the_configured_one_when_stage2_starts():
+    # A state restored from another run (config.init_from) carries that run's weight; stage 2 sets its own.
+    config = _accept_every_track(tiny_config())
+    config.sbr.registration_targets = "official"
+    config.sbr.lk.update(num_levels=1, num_iterations=3)
+    method = SBRMethod(config)
+    state = method.init_state(jax.random.key(0))
+    batch = {k: jnp.asarray(v) for k, v in method.next_batch(method.train_loader(4), REGISTRATION_PHASE).items()}
+    step = jax.jit(lambda s, b: method.train_step(s, b, None, None, phase=REGISTRATION_PHASE))
+    foreign = state.replace(step=jnp.asarray(config.sbr.stage1_steps, state.step.dtype),
+                            registration_weight=jnp.asarray(0.7, jnp.float32))
+    first, _ = step(foreign, batch)
+    assert float(first.registration_weight) == pytest.approx(config.sbr.registration_weight)
+    later, _ = step(foreign.replace(step=foreign.step + 1), batch)  # mid-stage-2 (a resumed run): kept
+    assert float(later.registration_weight) == pytest.approx(0.7)
+
+
+def test_weight_zero_skips_the_registration_term_but_still_draws_the_clips(monkeypatch):
+    from landmarkjax.methods import sbr as sbr_module
+
+    def no_tracking(*args, **kwargs):
+        raise AssertionError("the registration term must not be computed at weight 0")
+
+    monkeypatch.setattr(sbr_module.losses, "registration_loss", no_tracking)
+    config = tiny_config()
+    config.sbr.registration_weight = 0.0
+    method = SBRMethod(config)
+    assert method.skips_registration()
+    data = method.train_loader(4)
+    batch = method.next_batch(data, REGISTRATION_PHASE)
+    assert CLIP_KEY in batch  # the same batches as the other arms
+    state = method.init_state(jax.random.key(0))
+    abstract_batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), batch)
+    _, metrics = jax.eval_shape(
+        lambda s, b: method.train_step(s, b, None, None, phase=REGISTRATION_PHASE), state, abstract_batch
+    )
+    assert {"registration_loss", "registered_points", "supervised_loss"} <= set(metrics)
+    config.sbr.registration_gradient_fraction = 0.5  # a weight still to be chosen: the term is computed
+    assert not SBRMethod(config).skips_registration()
+
+
+def test_oracle_targets_bring_the_clips_truth_and_use_the_oracle_loss(monkeypatch):
+    from landmarkjax.methods import sbr as sbr_module
+
+    seen = []
+    original = sbr_module.losses.oracle_registration_loss
+
+    def spy(*args, **kwargs):
+        seen.append(args[2].shape)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sbr_module.losses, "oracle_registration_loss", spy)
+    config = tiny_config()
+    config.sbr.registration_targets = "oracle"
+    method = SBRMethod(config)
+    batch = method.next_batch(method.train_loader(2), REGISTRATION_PHASE)
+    assert batch[sbr_module.CLIP_LANDMARKS_KEY].shape == (2, 3, 68, 2)
+    assert batch[sbr_module.CLIP_VISIBILITY_KEY].shape == (2, 3, 68)
+    params = jax.eval_shape(method.init_state, jax.random.key(0)).params
+    truth = (jnp.asarray(batch[sbr_module.CLIP_LANDMARKS_KEY]), jnp.asarray(batch[sbr_module.CLIP_VISIBILITY_KEY]))
+    jax.eval_shape(method.registration_loss_fn, params, jnp.asarray(batch[CLIP_KEY]), truth)
+    assert seen == [(2, 3, 68, 2)]
+    with pytest.raises(ValueError, match="oracle"):
+        jax.eval_shape(method.registration_loss_fn, params, jnp.asarray(batch[CLIP_KEY]))
+    paper = tiny_config()
+    paper_method = SBRMethod(paper)
+    assert sbr_module.CLIP_LANDMARKS_KEY not in paper_method.next_batch(paper_method.train_loader(2), REGISTRATION_PHASE)
+
+
+def test_evaluation_clips_come_from_the_split_evaluated():
+    config = tiny_config()
+    config.data.eval_split = "validation"
+    validation = next(iter(SBRMethod(config).eval_loader(2)))
+    test = next(iter(SBRMethod(config).eval_loader(2, "test")))
+    assert not np.allclose(validation["landmarks"], test["landmarks"])
+    config.data.validation_seed = config.data.test_seed  # the same seed: the same clips
+    same = next(iter(SBRMethod(config).eval_loader(2, "validation")))
+    np.testing.assert_array_equal(same["frames"], test["frames"])
+    with pytest.raises(ValueError, match="'test' or 'validation'"):
+        SBRMethod(config).eval_loader(2, "train")

@@ -358,3 +358,64 @@ class _ListHandler(logging.Handler):
 
     def emit(self, record):
         self.sink.append(record.getMessage())
+
+
+def test_early_stopping_ends_the_run_once_the_best_metric_stops_improving(tmp_path):
+    # A learning rate of 0: every evaluation equals the first, so the best never improves after step 2.
+    config = regression_config(total_steps=20, eval_every=2, checkpoint_every=0, early_stopping_patience=2)
+    config.optimizer.learning_rate = 0.0
+    result = _run(config, tmp_path / "flat")
+    assert result["step"] == 6  # evaluations at 2 (the best), 4 and 6 (two without improvement)
+    assert max(r["step"] for r in read_metrics(tmp_path / "flat", "train")) == 6
+    events = [r for r in read_metrics(tmp_path / "flat", "event") if r["event"] == "early_stopping"]
+    assert [r["step"] for r in events] == [6] and "mse" in events[0]["message"]
+    best = min(r["mse"] for r in read_metrics(tmp_path / "flat", "eval"))
+    kept = evaluate_checkpoint(LinearRegressionMethod(config), tmp_path / "flat")  # the best checkpoint is kept
+    assert kept.metrics["mse"] == pytest.approx(best, rel=1e-6)
+
+    # A run that keeps improving trains to the end with the same patience.
+    learning = regression_config(total_steps=12, eval_every=2, checkpoint_every=0, early_stopping_patience=2)
+    assert _run(learning, tmp_path / "learning")["step"] == 12
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"early_stopping_patience": -1}, "early_stopping_patience must be >= 0"),
+        ({"early_stopping_patience": 2, "best_metric": None}, "needs config.best_metric"),
+        ({"early_stopping_patience": 2, "eval_every": 0}, "positive config.eval_every"),
+    ],
+)
+def test_bad_early_stopping_settings_are_rejected(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        _run(regression_config(**overrides), tmp_path)
+
+
+def test_init_from_continues_another_runs_checkpoint_exactly(tmp_path):
+    config = regression_config(total_steps=12, eval_every=4, checkpoint_every=4, keep_checkpoints=5)
+    _run(config, tmp_path / "source")
+    _, expected = _final_params(config, tmp_path / "source")
+
+    # Started from the source's step 8 (state, data position), the 4 remaining steps are the source's own.
+    forked = regression_config(
+        total_steps=12, eval_every=4, checkpoint_every=4, init_from=str(tmp_path / "source"), init_step=8
+    )
+    _run(forked, tmp_path / "fork")
+    _, params = _final_params(forked, tmp_path / "fork")
+    for name in ("w", "b"):
+        np.testing.assert_allclose(params[name], expected[name], rtol=1e-6)
+    assert [r["step"] for r in read_metrics(tmp_path / "fork", "train")] == [9, 10, 11, 12]
+    started = [r for r in read_metrics(tmp_path / "fork", "event") if r["event"] == "initialised"]
+    assert [r["step"] for r in started] == [8]
+
+    # Without init_step: the source's best checkpoint by best_metric.
+    evals = {r["step"]: r["mse"] for r in read_metrics(tmp_path / "source", "eval")}
+    best = min(evals, key=evals.get)
+    longer = regression_config(total_steps=16, eval_every=4, init_from=str(tmp_path / "source"))
+    _run(longer, tmp_path / "best")
+    assert [r["step"] for r in read_metrics(tmp_path / "best", "event") if r["event"] == "initialised"] == [best]
+
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        _run(regression_config(init_from=str(tmp_path / "nothing")), tmp_path / "a")
+    with pytest.raises(ValueError, match="nothing would be trained"):
+        _run(regression_config(total_steps=8, init_from=str(tmp_path / "source"), init_step=8), tmp_path / "b")

@@ -30,7 +30,9 @@ def training_config(
     `eval_batch_size` (GLOBAL: summed over all devices and processes; multiples of the device count),
     `log_every`, `eval_every` and `checkpoint_every` (steps; 0 = only at the end), `keep_checkpoints`
     (the last N kept, plus the best), `best_metric` / `best_mode` (which evaluation metric ranks
-    checkpoints, "min" or "max").
+    checkpoints, "min" or "max"), `early_stopping_patience` (0 = off; p: stop once `best_metric` has not
+    improved over p evaluations in a row), `init_from` / `init_step` (start from another run's best
+    checkpoint, or its step `init_step`, as if resuming it: see `landmarkjax/training/loop.py`).
     """
     config = ml_collections.ConfigDict()
     config.method = method
@@ -44,6 +46,9 @@ def training_config(
     config.keep_checkpoints = 2
     config.best_metric = best_metric
     config.best_mode = best_mode
+    config.early_stopping_patience = 0
+    config.init_from = config_dict.placeholder(str)  # another run's workdir
+    config.init_step = config_dict.placeholder(int)  # None: that run's best checkpoint
     return config
 
 
@@ -90,6 +95,9 @@ def face_data_config() -> ml_collections.ConfigDict:
     data.num_train = 1024
     data.num_test = 256
     data.train_seed = 0
+    # "full", or "narrow": labelled synthetic faces only near-frontal, unoccluded, sharp, mouth nearly closed
+    # (landmarkjax.data.synthetic.faces.FACE_COVERAGES); evaluation and SBR's clips keep the full distribution.
+    data.train_coverage = "full"
     data.test_seed = 1  # a different seed: test faces are never training faces
     # The synthetic "validation" split (data.eval_split="validation"): never training, test or SBR clip faces.
     data.num_validation = 256

@@ -14,7 +14,9 @@ Every source except `synthetic` is a TFDS dataset built by `landmarkjax.data.bui
 the table's defaults. The synthetic faces also have a `validation` split (`data.num_validation` faces drawn
 from `data.validation_seed`, never training, test or SBR clip faces) for choosing weights and lengths without
 touching the test faces: `--config.data.eval_split=validation` evaluates (and ranks checkpoints) on it, and
-`--config.data.extra_eval_splits='("test",)'` reports the test faces alongside. Nothing is downloaded: an
+`--config.data.extra_eval_splits='("test",)'` reports the test faces alongside. `data.train_coverage="narrow"`
+restricts the synthetic training faces to near-frontal, unoccluded, sharp, closed-mouth ones (a coverage gap:
+`landmarkjax.data.synthetic.faces.FACE_COVERAGES`); the other splits keep the full distribution. Nothing is downloaded: an
 unbuilt dataset is a `FileNotFoundError` naming the command that builds it.
 
 `face_source(data_config, split)` returns a Grain random-access source of face elements: `image` uint8
@@ -185,7 +187,8 @@ def face_source(data: ml_collections.ConfigDict, split: str) -> Any:
     face_dataset(name)
     if name == SYNTHETIC:
         if split == "train":
-            return SyntheticFaceSource(data.num_train, size=data.source_size, seed=data.train_seed)
+            coverage = data.get("train_coverage") or "full"
+            return SyntheticFaceSource(data.num_train, size=data.source_size, seed=data.train_seed, coverage=coverage)
         if split == "test":
             return SyntheticFaceSource(data.num_test, size=data.source_size, seed=data.test_seed)
         if split == "validation":

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from landmarkjax.data.synthetic.faces import synthetic_face, synthetic_face_clip
+from landmarkjax.data.synthetic.faces import FACE_COVERAGES, synthetic_face, synthetic_face_clip
 from landmarkjax.data.synthetic.objects import synthetic_object_video
 from landmarkjax.data.synthetic.people import synthetic_mocap, synthetic_person
 
@@ -81,17 +81,22 @@ class SyntheticFaceSource(_SyntheticSource):
     Element (see `landmarkjax.data.synthetic.faces.synthetic_face`): image uint8 [H, W, 3],
     landmarks float32 [68, 2] (x, y) pixels, visibility bool [68], attributes float32 [A] in
     `FACE_ATTRIBUTE_NAMES` order, face_box float32 [4] (x0, y0, x1, y1) pixels; H = W = `size`.
+    `coverage` ("full" or "narrow", `landmarkjax.data.synthetic.faces.FACE_COVERAGES`) restricts the faces.
     """
 
-    def __init__(self, num_records: int, size: int = 128, seed: int = 0):
+    def __init__(self, num_records: int, size: int = 128, seed: int = 0, coverage: str = "full"):
         super().__init__(num_records, seed)
         self.size = _check_positive("size", size)
+        if coverage not in FACE_COVERAGES:
+            raise ValueError(f"coverage must be one of {FACE_COVERAGES}; got {coverage!r}.")
+        self.coverage = coverage
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        return synthetic_face(self._record_seed(index), size=self.size)
+        return synthetic_face(self._record_seed(index), size=self.size, coverage=self.coverage)
 
     def __repr__(self) -> str:
-        return f"SyntheticFaceSource(num_records={self.num_records}, size={self.size}, seed={self.seed})"
+        coverage = "" if self.coverage == "full" else f", coverage={self.coverage!r}"
+        return f"SyntheticFaceSource(num_records={self.num_records}, size={self.size}, seed={self.seed}{coverage})"
 
 
 class SyntheticFaceClipSource(_SyntheticSource):

@@ -35,7 +35,12 @@ from landmarkjax.losses.equivariance import elt_matrix, equivariance_loss, rando
 from landmarkjax.losses.heatmap import heatmap_mse, heatmap_targets, multi_stage_heatmap_mse
 from landmarkjax.losses.perceptual import IMM_INITIAL_AVERAGES, IMM_PERCEPTUAL_LAYERS, perceptual_loss
 from landmarkjax.losses.points import point_distance_loss, point_l1_loss
-from landmarkjax.losses.registration import registration_distance, registration_loss, registration_point_mask
+from landmarkjax.losses.registration import (
+    oracle_registration_loss,
+    registration_distance,
+    registration_loss,
+    registration_point_mask,
+)
 from landmarkjax.losses.spatial import spatial_softmax_nll
 
 __all__ = [
@@ -56,6 +61,7 @@ __all__ = [
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
     "multi_stage_heatmap_mse",
+    "oracle_registration_loss",
     "perceptual_loss",
     "point_distance_loss",
     "point_l1_loss",

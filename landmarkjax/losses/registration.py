@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from landmarkjax.losses._checks import weighted_mean
 from landmarkjax.ops.lucas_kanade import forward_backward_check
 
-__all__ = ["registration_point_mask", "registration_distance", "registration_loss"]
+__all__ = ["oracle_registration_loss", "registration_point_mask", "registration_distance", "registration_loss"]
 
 
 def registration_point_mask(
@@ -137,6 +137,59 @@ def registration_loss(
     if not through_lk:
         tracked = jax.lax.stop_gradient(tracked)
     centre = detections[frame(1)]
+    mask = registration_point_mask(
+        centre,
+        tracked,
+        track_valid,
+        confidences,
+        max_displacement=max_displacement,
+        min_confidence=min_confidence,
+    )
+    loss = registration_distance(centre, tracked, mask)
+    return loss, {"tracked": tracked, "mask": mask, "num_points": jnp.sum(mask.astype(jnp.float32))}
+
+
+def oracle_registration_loss(
+    detections: jnp.ndarray,
+    confidences: jnp.ndarray,
+    true_landmarks: jnp.ndarray,
+    visibility: jnp.ndarray,
+    *,
+    max_displacement: float = 2.0,
+    min_confidence: float = 0.3,
+) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    """The registration loss with a perfect tracker: the ceiling of `registration_loss` on labelled clips.
+
+    The neighbour detections are moved into frame t by the true motion instead of Lucas-Kanade:
+    a = d(t-1) + g(t) - g(t-1) and b = d(t+1) + g(t) - g(t+1), with g the true landmarks, as fixed targets
+    (no gradient through them). Everything else is `registration_loss`'s: `registration_point_mask`'s checks
+    (a landmark invisible in any of the three frames counts as a failed track) and `registration_distance`.
+    Only an experiment can use it (it needs the truth on the unlabelled clips): it isolates what tracker
+    error costs.
+
+    Args:
+      detections: `[..., 3, K, 2]` (x, y) detections in frames t-1, t, t+1, pixels.
+      confidences: `[..., 3, K]` the detector's heatmap peaks.
+      true_landmarks: `[..., 3, K, 2]` (x, y) true landmarks of the same frames, the same pixels.
+      visibility: `[..., 3, K]` bool, the true landmarks' visibility.
+      max_displacement, min_confidence: as in `registration_loss`.
+
+    Returns:
+      (loss, info) as `registration_loss`'s.
+    """
+    if detections.ndim < 3 or detections.shape[-3:-2] != (3,) or detections.shape[-1] != 2:
+        raise ValueError(f"detections must have shape [..., 3, K, 2]; got {detections.shape}.")
+    if true_landmarks.shape != detections.shape:
+        raise ValueError(f"true_landmarks must have the shape of detections {detections.shape}; got {true_landmarks.shape}.")
+    if visibility.shape != detections.shape[:-1]:
+        raise ValueError(f"visibility must have shape {detections.shape[:-1]}; got {visibility.shape}.")
+    truth = jax.lax.stop_gradient(true_landmarks)
+    neighbours = jnp.stack([detections[..., 0, :, :], detections[..., 2, :, :]], axis=-3)
+    motion = truth[..., 1:2, :, :] - jnp.stack([truth[..., 0, :, :], truth[..., 2, :, :]], axis=-3)
+    tracked = jax.lax.stop_gradient(neighbours + motion)
+    visible = visibility.astype(bool)
+    track_valid = jnp.stack([visible[..., 0, :] & visible[..., 1, :], visible[..., 2, :] & visible[..., 1, :]], -2)
+    centre = detections[..., 1, :, :]
     mask = registration_point_mask(
         centre,
         tracked,

@@ -11,7 +11,10 @@ are dropped). The total loss is supervised + w * registration, with w = `sbr.reg
 on the first stage-2 batch (kept in the train state, `SBRTrainState.registration_weight`, for the rest of
 the run). With `sbr.registration_targets = "paper"` the gradient also flows through the tracker into the
 neighbour frames' detections (the paper); with "official" the tracks are detached targets (the official
-code's released configs, `stable: 1`). Each stage has its own learning-rate schedule: `optimizer` over
+code's released configs, `stable: 1`); with "oracle" (an experiment's ceiling, `losses.oracle_registration_loss`)
+the neighbours' detections are moved by the clips' true motion instead of the tracker. A weight of 0 (and no
+gradient fraction) skips the registration term's computation: stage 2 is then continued supervised training
+on the same batches, SBR's fair control. Each stage has its own learning-rate schedule: `optimizer` over
 stage 1, `sbr.stage2_optimizer` over stage 2 (one optimiser state throughout).
 
 A training batch holds the labelled images (`image`, `landmarks`, `visibility`) and, in the
@@ -52,6 +55,8 @@ from landmarkjax.training.streams import Streams
 
 __all__ = [
     "CLIP_KEY",
+    "CLIP_LANDMARKS_KEY",
+    "CLIP_VISIBILITY_KEY",
     "REGISTRATION_PHASE",
     "REGISTRATION_TARGETS",
     "SBRMethod",
@@ -64,11 +69,16 @@ __all__ = [
 
 # The batch key of the unlabelled clips, float32 [B, 3, H, W, 3] in [0, 1].
 CLIP_KEY = "clip_frames"
+# With `sbr.registration_targets = "oracle"` only: the clips' true landmarks, float32 [B, 3, K, 2] (x, y)
+# pixels of the clip frames, and their visibility, bool [B, 3, K].
+CLIP_LANDMARKS_KEY = "clip_landmarks"
+CLIP_VISIBILITY_KEY = "clip_visibility"
 SUPERVISED_PHASE = "supervised"
 REGISTRATION_PHASE = "registration"
 # `sbr.registration_targets`: "paper" = gradient through the tracker (the paper's Eq. 7), "official" =
-# detached tracked points (the official code's released configs, `stable: 1`).
-REGISTRATION_TARGETS = ("paper", "official")
+# detached tracked points (the official code's released configs, `stable: 1`), "oracle" = the true motion
+# instead of the tracker (detached; an experiment's ceiling on labelled clips).
+REGISTRATION_TARGETS = ("paper", "official", "oracle")
 # `SBRTrainState.registration_weight` before the weight has been chosen from the gradients.
 _WEIGHT_NOT_CHOSEN = -1.0
 
@@ -210,13 +220,17 @@ class SBRMethod(SupervisedMethod):
             confidences.reshape(batch, length, num_keypoints),
         )
 
-    def registration_loss_fn(self, params: Any, frames: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    def registration_loss_fn(
+        self, params: Any, frames: jnp.ndarray, truth: tuple[jnp.ndarray, jnp.ndarray] | None = None
+    ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """(registration loss in detector-input pixels, number of landmarks it used) on clips.
 
         Args:
           frames: `[B, 3, s H, s W, 3]` with s = `sbr.tracking_scale`: the detector sees them averaged
             over s x s pixels (H x W, its input size) and LK tracks on them at full resolution, as SBR
             tracks on the raw video frames. Pixel thresholds stay in detector-input pixels.
+          truth: for `sbr.registration_targets = "oracle"`, the clips' true landmarks `[B, 3, K, 2]` (x, y
+            pixels of `frames`) and visibility `[B, 3, K]`.
         """
         sbr = self.config.sbr
         scale = sbr.tracking_scale
@@ -225,6 +239,18 @@ class SBRMethod(SupervisedMethod):
         detections, confidences = self.detect(params, jnp.mean(small, axis=(3, 5)), sbr.locator)
         # Pixel centres at integers on both grids: small pixel i covers large pixels s i .. s i + s - 1.
         offset = (scale - 1) / 2.0
+        if sbr.registration_targets == "oracle":
+            if truth is None:
+                raise ValueError('sbr.registration_targets="oracle" needs the clips\' true landmarks.')
+            loss, info = losses.oracle_registration_loss(
+                detections * scale + offset,
+                confidences,
+                truth[0],
+                truth[1],
+                max_displacement=sbr.max_displacement * scale,
+                min_confidence=sbr.min_confidence,
+            )
+            return loss / scale, info["num_points"]
         loss, info = losses.registration_loss(
             frames,
             detections * scale + offset,
@@ -268,20 +294,37 @@ class SBRMethod(SupervisedMethod):
                 "registered_points": jnp.zeros([], jnp.float32),
                 "registration_weight": state.registration_weight,
             }
+        if self.skips_registration():
+            labelled = {key: value for key, value in batch.items() if not key.startswith("clip_")}
+            new_state, metrics = super().train_step(state, labelled, None, None, phase=phase, axis_name=axis_name)
+            zero = jnp.zeros([], jnp.float32)
+            return new_state, {
+                **metrics,
+                "supervised_loss": metrics["loss"],
+                "registration_loss": zero,
+                "weighted_registration_loss": zero,
+                "registered_points": zero,
+                "registration_weight": state.registration_weight,
+            }
         (supervised, parts), supervised_grads = jax.value_and_grad(self.loss_fn, has_aux=True)(
             state.params, batch
         )
+        truth = (batch[CLIP_LANDMARKS_KEY], batch[CLIP_VISIBILITY_KEY]) if CLIP_LANDMARKS_KEY in batch else None
         (registration, num_points), registration_grads = jax.value_and_grad(
             self.registration_loss_fn, has_aux=True
-        )(state.params, batch[CLIP_KEY])
+        )(state.params, batch[CLIP_KEY], truth)
         supervised_grads = mean_over_axis(supervised_grads, axis_name)
         registration_grads = mean_over_axis(registration_grads, axis_name)
         fraction = self.config.sbr.registration_gradient_fraction
         chosen, supervised_norm, registration_norm = registration_weight_for_fraction(
             supervised_grads, registration_grads, 0.0 if fraction is None else fraction
         )
-        # The configured weight, or the one already chosen, or (first stage-2 batch) the one chosen now.
-        weight = jnp.where(state.registration_weight >= 0, state.registration_weight, chosen)
+        # On the first stage-2 batch (or until one has been chosen) the weight is set from this run's config:
+        # the configured one, or the one chosen now; then it is kept. A state restored from another run
+        # (`config.init_from`, e.g. a stage-1 run) thus never carries that run's weight into stage 2.
+        configured = jnp.asarray(self.config.sbr.registration_weight, jnp.float32) if fraction is None else chosen
+        keep = (state.registration_weight >= 0) & (state.step != self.config.sbr.stage1_steps)
+        weight = jnp.where(keep, state.registration_weight, configured)
         applied = jnp.maximum(weight, 0.0)  # not chosen yet: no registration gradient to weigh anyway
         grads = jax.tree.map(lambda s, r: s + applied * r, supervised_grads, registration_grads)
         new_state = apply_gradients(state, grads, self.optimizer).replace(
@@ -305,6 +348,12 @@ class SBRMethod(SupervisedMethod):
             registration_weight=weight,
         )
         return new_state, metrics
+
+    def skips_registration(self) -> bool:
+        """True when stage 2 has a fixed registration weight of 0: the registration term is not computed
+        (the clips are still drawn, so the batches stay those of the other arms)."""
+        sbr = self.config.sbr
+        return sbr.registration_gradient_fraction is None and sbr.registration_weight == 0
 
     def eval_step(
         self, state: TrainState, batch: Mapping[str, jax.Array], frozen: Any
@@ -365,16 +414,28 @@ class SBRMethod(SupervisedMethod):
         """Labelled images; in the registration phase also a batch of clips under `CLIP_KEY`."""
         batch = dict(data.next("labelled"))
         if phase == REGISTRATION_PHASE:
-            batch[CLIP_KEY] = data.next("clips")["frames"]
+            clips = data.next("clips")
+            batch[CLIP_KEY] = clips["frames"]
+            if self.config.sbr.registration_targets == "oracle":
+                batch[CLIP_LANDMARKS_KEY] = clips["landmarks"]
+                batch[CLIP_VISIBILITY_KEY] = clips["visibility"]
         return batch
 
     def eval_loader(self, batch_size: int, split: str | None = None) -> Iterable[dict[str, np.ndarray]]:
-        """Labelled synthetic clips; with a real `data.source`, that dataset's images (no clips: NME only)."""
+        """Labelled synthetic clips of the faces of `split` ('test' by default, or 'validation': clips drawn
+        from `data.test_seed` / `data.validation_seed`); with a real `data.source`, that dataset's images (no
+        clips: NME only)."""
         data = self.config.data
         if face_sources.source_name(data) != face_sources.SYNTHETIC:
             return super().eval_loader(batch_size, split)
+        split = face_sources.eval_split(data) if split is None else split
+        seeds = {"test": data.test_seed, "validation": data.get("validation_seed")}
+        if seeds.get(split) is None:
+            raise ValueError(
+                f"SBR's synthetic evaluation clips come from the 'test' or 'validation' faces; got split {split!r}."
+            )
         return one_pass_loader(
-            self._clip_source(data.num_eval_clips, data.eval_clip_length, data.test_seed),
+            self._clip_source(data.num_eval_clips, data.eval_clip_length, seeds[split]),
             batch_size=batch_size,
             seed=self.config.seed,
             augment=CropFace(data.image_size, data.crop_margin),

@@ -34,7 +34,6 @@ with `functools.partial`).
 
 from __future__ import annotations
 
-import functools
 import inspect
 import numbers
 from typing import NamedTuple

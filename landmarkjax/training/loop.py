@@ -8,6 +8,12 @@ the newest intact checkpoint automatically (dropping logged records newer than i
 periodically, and logs metrics as JSON lines and TensorBoard events in `workdir`. A non-finite loss (any
 metric named "loss" or "*_loss") stops the run before anything is saved from the bad state.
 
+Two settings chain runs: `config.early_stopping_patience` = p > 0 ends a run once `config.best_metric` has
+not improved over p evaluations in a row (its best checkpoint is kept); `config.init_from` = another run's
+workdir starts a fresh run from that run's best checkpoint (or `config.init_step`): state, data position
+and phase, as if resuming it. SBR's protocol uses both: stage 1 until the validation NME stops improving,
+then several stage-2 arms from that one checkpoint (`landmarkjax/configs/sbr.py`).
+
 The loop knows methods only through `landmarkjax.training.method.Method`; building one from a config is
 `landmarkjax.methods.build_method` (and `landmarkjax.runs.train_and_evaluate` does both).
 """
@@ -78,6 +84,39 @@ def _validate(config: ml_collections.ConfigDict) -> None:
     for name in ("eval_every", "checkpoint_every"):
         if config[name] < 0:
             raise ValueError(f"config.{name} must be >= 0 (0 = only at the end); got {config[name]}.")
+    patience = config.get("early_stopping_patience") or 0
+    if patience < 0:
+        raise ValueError(f"config.early_stopping_patience must be >= 0 (0 = off); got {patience}.")
+    if patience and (config.get("best_metric") is None or config.eval_every <= 0):
+        raise ValueError(
+            "config.early_stopping_patience needs config.best_metric (what must improve) and a positive "
+            f"config.eval_every; got best_metric={config.get('best_metric')!r}, eval_every={config.eval_every}."
+        )
+
+
+class _EarlyStopping:
+    """Counts evaluations without an improvement of the best metric (`config.early_stopping_patience`)."""
+
+    def __init__(self, patience: int, metric: str | None, mode: str):
+        self.patience, self.metric, self.mode = patience, metric, mode
+        self.best: float | None = None
+        self.stale = 0
+
+    def should_stop(self, metrics: dict[str, float]) -> bool:
+        """Records one evaluation; True once `patience` evaluations in a row have not improved the best."""
+        if not self.patience:
+            return False
+        if self.metric not in metrics:
+            raise KeyError(
+                f"config.best_metric {self.metric!r} is not among the evaluation metrics {sorted(metrics)}."
+            )
+        value = float(metrics[self.metric])
+        improved = self.best is None or (value < self.best if self.mode == "min" else value > self.best)
+        if improved:
+            self.best, self.stale = value, 0
+        else:
+            self.stale += 1
+        return self.stale >= self.patience
 
 
 class _TrainMetrics:
@@ -191,6 +230,8 @@ def train(method: Method, workdir: str | os.PathLike[str], *, report: ReportFn |
     try:
         abstract = _abstract_train_state(method, init_rng, state_sharding)
         restored = _resume(checkpoints, abstract, data, writer, notify, config.total_steps)
+        if restored is None and config.get("init_from"):
+            restored = _start_from(config, abstract, data, writer, notify)
         if restored is None:
             start_step, state = 0, jax.jit(method.init_state, out_shardings=state_sharding)(init_rng)
         else:
@@ -207,6 +248,9 @@ def train(method: Method, workdir: str | os.PathLike[str], *, report: ReportFn |
         pending = _TrainMetrics()
         last_good_step = checkpoints.latest_step
         eval_metrics: dict[str, float] | None = None
+        stopping = _EarlyStopping(
+            config.get("early_stopping_patience") or 0, config.get("best_metric"), config.get("best_mode", "min")
+        )
         for step in range(start_step + 1, config.total_steps + 1):
             started = schedule.advance(step)
             if len(schedule.phases) > 1 and (started or step == 1):
@@ -230,6 +274,14 @@ def train(method: Method, workdir: str | os.PathLike[str], *, report: ReportFn |
                 last_good_step = step
             if do_eval or do_save:
                 pending.restart_clock()
+            if do_eval and not final and stopping.should_stop(eval_metrics):
+                message = (
+                    f"Early stopping at step {step}: {config.best_metric} has not improved on {stopping.best:.6g} "
+                    f"over {stopping.patience} evaluations; the best checkpoint is kept."
+                )
+                writer.write(step, "event", {"event": "early_stopping", "message": message})
+                notify(ProgressUpdate("message", step, config.total_steps, message=message))
+                return {"step": step, **eval_metrics}
         if eval_metrics is None:
             # Resumed a finished run: nothing trained, so report the final state's metrics again.
             eval_metrics = evaluate(start_step, state)
@@ -247,6 +299,37 @@ def _announce_phase(
     message = f"Phase {name!r} starts at step {step}."
     writer.write(step, "event", {"event": "phase", "phase": name, "message": message})
     notify(ProgressUpdate("message", step - 1, total_steps, message=message, phase=name))
+
+
+def _start_from(
+    config: ml_collections.ConfigDict, abstract: Any, data: TrainData, writer: MetricWriter, notify: ReportFn
+) -> tuple[int, Any]:
+    """Restores `config.init_from`'s best checkpoint (by this config's `best_metric`) or `config.init_step`:
+    the state, data position and phase, as `_resume` would restore that run.
+
+    Raises:
+      FileNotFoundError: that workdir has no such checkpoint.
+      ValueError: the checkpoint's step is not below `config.total_steps` (nothing would be left to train).
+    """
+    source = os.path.abspath(os.fspath(config.init_from))
+    with _checkpoints(config, source) as checkpoints:
+        step = checkpoints.best_step() if config.get("init_step") is None else config.init_step
+        if step is None or step not in checkpoints.steps:
+            raise FileNotFoundError(
+                f"config.init_from={source!r}: no checkpoint {'' if config.get('init_step') is None else step} "
+                f"in {checkpoints.directory} (available: {checkpoints.steps})."
+            )
+        if step >= config.total_steps:
+            raise ValueError(
+                f"config.init_from: its checkpoint is at step {step}, but this run ends at total_steps="
+                f"{config.total_steps}; nothing would be trained."
+            )
+        state = checkpoints.restore(step, abstract, data_iterator=data)
+    message = f"initialised from step {step} of {source}"
+    logging.info("%s.", message)
+    writer.write(step, "event", {"event": "initialised", "message": message, "phase": data.schedule.current.name})
+    notify(ProgressUpdate("message", step, config.total_steps, message=message))
+    return step, state
 
 
 def _abstract_train_state(method: Method, init_rng: jax.Array, state_sharding: Any) -> Any:
