@@ -1,7 +1,7 @@
 """How good are Lucas-Kanade tracks as SBR's registration targets on the synthetic face clips?
 
 Usage:
-  python benchmarks/lk_targets.py [--clips 64] [--sizes 64,128]
+  python benchmarks/lk_targets.py [--clips 64] [--sizes 64,128] [--channels rgb,luma]
 
 SBR pulls a detection in frame t toward the detections of frames t-1 and t+1 tracked into frame t, so the
 targets can be no better than the tracker. This tracks the TRUE landmarks of frame t-1 into frame t of
@@ -10,6 +10,9 @@ with `CropFace`) with `forward_backward_check` and the SBR config's LK settings 
 2 levels, 10 iterations; the radius scales with the crop), and compares the tracks with the true landmarks
 of frame t. The clips move and change expression and head pose, so part of a landmark's motion is not the
 motion of the image patch around it (jaw-line points slide along the silhouette as the head turns).
+
+`--channels`: "rgb" tracks on the three colour channels (lk_track's default), "luma" on their grey
+(`luma=True`); one line per crop size and choice.
 
 Printed, one JSON line per crop size: the fraction of tracks passing the forward-backward check, and the
 median / mean / 90th-percentile error of the valid tracks overall and per landmark group, in pixels of a
@@ -47,8 +50,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=64, help="number of 3-frame clips")
     parser.add_argument("--sizes", default="64,128", help="comma-separated crop sizes in pixels")
+    parser.add_argument("--channels", default="rgb", help="comma-separated: rgb (all channels), luma (grey)")
     args = parser.parse_args()
-    for size in (int(s) for s in args.sizes.split(",")):
+    for size, channels in ((int(s), c) for s in args.sizes.split(",") for c in args.channels.split(",")):
+        if channels not in ("rgb", "luma"):
+            raise ValueError(f"--channels must be among rgb, luma; got {channels!r}")
         frames, landmarks = _clips(args.clips, size)
         scale = size / 64.0
         track = jax.jit(
@@ -58,6 +64,7 @@ def main() -> None:
                 window_radius=round(4 * scale),
                 num_levels=2,
                 num_iterations=10,
+                luma=channels == "luma",
             )
         )
         tracked, valid = track(jnp.asarray(frames[:, 0]), jnp.asarray(frames[:, 1]), jnp.asarray(landmarks[:, 0]))
@@ -74,6 +81,7 @@ def main() -> None:
 
         record = {
             "crop_px": size,
+            "channels": channels,
             "window": 2 * round(4 * scale) + 1,
             "clips": args.clips,
             "valid_fraction": round(float(valid.mean()), 3),

@@ -316,6 +316,55 @@ def _small_track_and_gradients(template, target, points):
     return outputs, gradients
 
 
+def _rec601_grey(image: np.ndarray) -> np.ndarray:
+    """numpy luma of [..., 3] RGB, the reference of lk_track's luma option."""
+    weights = np.float32([0.299, 0.587, 0.114])
+    return weights[0] * image[..., 0] + weights[1] * image[..., 1] + weights[2] * image[..., 2]
+
+
+class TestLuma:
+    def _frames(self):
+        colour = _astronaut(colour=True)[100:164, 60:124]  # face and helmet edge
+        return colour, _translate(colour, (1.5, -0.5)), _corner_points(_rec601_grey(colour), SMALL_POINTS, border=12)
+
+    def test_luma_equals_tracking_the_numpy_grey(self):
+        """luma=True on RGB frames tracks as the default does on their Rec. 601 grey computed in numpy."""
+        colour, target, points = self._frames()
+        track = jax.jit(_track_small, static_argnames="luma")
+        tracked, valid = track(colour, target, points, luma=True)
+        expected, expected_valid = track(_rec601_grey(colour), _rec601_grey(target), points)
+        assert np.all(expected_valid)
+        np.testing.assert_array_equal(valid, expected_valid)
+        np.testing.assert_allclose(tracked, expected, atol=1e-4)
+
+    @pytest.mark.slow  # ~12 s: two compilations of the differentiated forward-backward check
+    def test_luma_forward_backward_gradient_equals_the_numpy_grey(self):
+        """The SBR-shaped forward-backward check (two levels, gradient to the points) with luma=True against the
+        default on the numpy grey: the same tracks, flags and gradients (to float32 rounding)."""
+        colour, target, points = self._frames()
+        weights = np.random.default_rng(0).normal(size=points.shape).astype(np.float32)
+
+        @functools.partial(jax.jit, static_argnames="luma")
+        def check_and_gradient(template, target, points, luma):
+            def loss(points):
+                tracked, valid = forward_backward_check(
+                    template, target, points, num_levels=2, window_radius=6, luma=luma
+                )
+                return jnp.sum(tracked * weights), (tracked, valid)
+
+            return jax.value_and_grad(loss, has_aux=True)(points)
+
+        (_, (tracked, valid)), gradient = check_and_gradient(colour, target, points, luma=True)
+        (_, (expected, expected_valid)), expected_gradient = check_and_gradient(
+            _rec601_grey(colour), _rec601_grey(target), points, luma=False
+        )
+        assert np.mean(expected_valid) >= 0.5
+        np.testing.assert_array_equal(valid, expected_valid)
+        np.testing.assert_allclose(tracked, expected, atol=1e-4)
+        assert np.abs(expected_gradient).max() > 0
+        np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-4, atol=1e-5 * np.abs(expected_gradient).max())
+
+
 class TestTransformations(chex.TestCase):
     def _pairs(self):
         image, points = _small_image_and_points()
@@ -374,6 +423,7 @@ class TestArguments:
             (dict(num_levels=1.5), "num_levels"),
             (dict(regularization=0.0), "regularization"),
             (dict(max_residual=-1.0), "max_residual"),
+            (dict(luma=True), "luma"),  # a grey image
         ],
     )
     def test_rejects_bad_arguments(self, kwargs, match):

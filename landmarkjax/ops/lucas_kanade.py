@@ -28,8 +28,9 @@ of the template and target windows) and to the images. `lk_track` takes batches 
 each pair's pyramids in cache and lets each pair stop iterating early; on accelerators it vectorises over
 pairs (`vmap`). It also runs under `jax.vmap`, `jax.shard_map` and `jax.pmap`; under `vmap` the early
 stop is lost (a batched `lax.cond` runs both branches), so passing the batch to `lk_track` is faster.
-The integer and string keyword arguments fix array shapes and must be static under `jax.jit` (bind them
-with `functools.partial`).
+Colour images are tracked on all their channels, or with `luma=True` on their grey (a third of the work,
+at some cost in accuracy where edges differ only in hue: BENCHMARKS.md). The integer, string and boolean
+keyword arguments fix array shapes and must be static under `jax.jit` (bind them with `functools.partial`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ _WARPS = ("translation", "affine")
 # and tracks whose window's area changed by more than this one (x1/4 .. x4) are flagged invalid.
 _MIN_AREA_CHANGE = 0.125
 _MIN_VALID_AREA_CHANGE = 0.25
+# Rec. 601 luma weights of (R, G, B), as OpenCV's RGB2GRAY.
+_LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 class _Template(NamedTuple):
@@ -351,6 +354,7 @@ class _Options(NamedTuple):
     regularization: float
     min_eigenvalue: float
     max_residual: float
+    luma: bool
 
 
 def _pad_edges(image: jnp.ndarray, pad: int) -> jnp.ndarray:
@@ -471,9 +475,12 @@ def _check_options(options: _Options, num_levels: int) -> None:
 
 
 def _prepare_inputs(
-    template_image: jnp.ndarray, target_image: jnp.ndarray, points: jnp.ndarray
+    template_image: jnp.ndarray, target_image: jnp.ndarray, points: jnp.ndarray, luma: bool = False
 ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-    """Checks the arrays and flattens batch dimensions: images [B, H, W, C], points [B, K, 2] (float)."""
+    """Checks the arrays and flattens batch dimensions: images [B, H, W, C], points [B, K, 2] (float).
+
+    With `luma`, RGB images (C = 3) become their luma [B, H, W, 1].
+    """
     template_image = jnp.asarray(template_image)
     target_image = jnp.asarray(target_image)
     points = jnp.asarray(points)
@@ -494,10 +501,15 @@ def _prepare_inputs(
         if not jnp.issubdtype(image.dtype, jnp.floating):
             raise ValueError(f"{name} must be a float image (intensities in [0, 1]), got dtype {image.dtype}")
     image_shape = template_image.shape[nb:] + (() if template_image.ndim - nb == 3 else (1,))
+    if luma and image_shape[-1] != 3:
+        raise ValueError(f"luma=True needs RGB images ([..., H, W, 3]), got {template_image.shape}")
     dtype = jnp.result_type(template_image.dtype, target_image.dtype, points.dtype, jnp.float32)
 
     def flat_images(image: jnp.ndarray) -> jnp.ndarray:
-        return image.reshape((-1,) + image_shape).astype(dtype)
+        image = image.reshape((-1,) + image_shape).astype(dtype)
+        if luma:
+            image = sum(weight * image[..., c : c + 1] for c, weight in enumerate(_LUMA_WEIGHTS))
+        return image
 
     flat_points = points.reshape((-1,) + points.shape[-2:]).astype(dtype)
     return flat_images(template_image), flat_images(target_image), flat_points
@@ -516,6 +528,7 @@ def lk_track(
     regularization: float = 1e-7,
     min_eigenvalue: float = 1e-6,
     max_residual: float = 0.1,
+    luma: bool = False,
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Tracks points from a template image into a target image with pyramidal inverse-compositional LK.
 
@@ -542,6 +555,9 @@ def lk_track(
         The default is about OpenCV's minEigThreshold of 1e-4 (whose units differ).
       max_residual: a point is valid only if the Gaussian-weighted RMS intensity difference between its
         template window and the final warped target window (level 0) is at most this.
+      luma: track on the luma (0.299 R + 0.587 G + 0.114 B) of RGB images instead of on all three channels:
+        about a third of the work per window, but blind to edges of hue alone (e.g. lips against skin);
+        benchmarks/lk_targets.py measures what it costs in accuracy (BENCHMARKS.md).
 
     Returns:
       tracked_points: [..., K, 2] (x, y) positions in `target_image`, pixels; always finite.
@@ -549,10 +565,10 @@ def lk_track(
         textureless, the final residual is too large, or (affine) the window's area changed by over 4x.
     """
     options = _Options(
-        warp, window_radius, num_iterations, convergence_eps, regularization, min_eigenvalue, max_residual
+        warp, window_radius, num_iterations, convergence_eps, regularization, min_eigenvalue, max_residual, luma
     )
     _check_options(options, num_levels)
-    template, target, flat_points = _prepare_inputs(template_image, target_image, points)
+    template, target, flat_points = _prepare_inputs(template_image, target_image, points, luma)
     pad = _padding(window_radius)
 
     def track_pair(pair):
@@ -597,7 +613,7 @@ def forward_backward_check(
     _check_options(options, num_levels)
     if isinstance(threshold, numbers.Real) and not threshold >= 0:
         raise ValueError(f"threshold must be >= 0 pixels, got {threshold!r}")
-    image_a, image_b, flat_points = _prepare_inputs(image_a, image_b, points)
+    image_a, image_b, flat_points = _prepare_inputs(image_a, image_b, points, options.luma)
     pad = _padding(options.window_radius)
 
     def check_pair(pair):
