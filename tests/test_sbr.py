@@ -159,7 +159,7 @@ def test_training_run_end_to_end(tmp_path):
     assert [r["step"] for r in train] == [1, 2, 3, 4]
     assert all(np.isfinite(r["loss"]) for r in train)
     for r in train:  # the step's loss is the supervised loss plus the weighted registration loss
-        expected = r["supervised_loss"] + config.sbr.registration_weight * r["registration_loss"]
+        expected = r["supervised_loss"] + max(r["registration_weight"], 0.0) * r["registration_loss"]
         assert r["loss"] == pytest.approx(expected, rel=1e-5)
     assert [r["registration_loss"] for r in train[:2]] == [0.0, 0.0]
 
@@ -288,6 +288,7 @@ def test_stage_lengths_and_schedules_are_independent_config_fields():
 
     # The default config: total_steps follows the two stages' lengths; an inconsistent total is refused.
     default = get_config()
+    assert default.sbr.registration_gradient_fraction == 0.5  # the README experiment's setting
     assert default.total_steps == 600
     default.sbr.stage2_steps = 300
     assert default.total_steps == 800
@@ -330,10 +331,12 @@ def test_registration_targets_names_the_paper_and_the_official_variants(monkeypa
 def test_a_restored_weight_is_replaced_by_the_configured_one_when_stage2_starts():
     # A state restored from another run (config.init_from) carries that run's weight; stage 2 sets its own.
     config = _accept_every_track(tiny_config())
+    config.sbr.registration_gradient_fraction = 0.0  # the fixed weight
     config.sbr.registration_targets = "official"
     config.sbr.lk.update(num_levels=1, num_iterations=3)
     method = SBRMethod(config)
     state = method.init_state(jax.random.key(0))
+    assert float(state.registration_weight) == pytest.approx(config.sbr.registration_weight)
     batch = {k: jnp.asarray(v) for k, v in method.next_batch(method.train_loader(4), REGISTRATION_PHASE).items()}
     step = jax.jit(lambda s, b: method.train_step(s, b, None, None, phase=REGISTRATION_PHASE))
     foreign = state.replace(step=jnp.asarray(config.sbr.stage1_steps, state.step.dtype),
@@ -364,8 +367,12 @@ def test_weight_zero_skips_the_registration_term_but_still_draws_the_clips(monke
         lambda s, b: method.train_step(s, b, None, None, phase=REGISTRATION_PHASE), state, abstract_batch
     )
     assert {"registration_loss", "registered_points", "supervised_loss"} <= set(metrics)
-    config.sbr.registration_gradient_fraction = 0.5  # a weight still to be chosen: the term is computed
-    assert not SBRMethod(config).skips_registration()
+    config.sbr.registration_gradient_fraction = 0.5  # weight 0 switches the term off whatever the fraction
+    assert SBRMethod(config).skips_registration() and SBRMethod(config).gradient_fraction() is None
+    config.sbr.registration_weight = 0.1
+    assert not SBRMethod(config).skips_registration() and SBRMethod(config).gradient_fraction() == 0.5
+    config.sbr.registration_gradient_fraction = 0.0
+    assert SBRMethod(config).gradient_fraction() is None  # the fixed weight
 
 
 def test_oracle_targets_bring_the_clips_truth_and_use_the_oracle_loss(monkeypatch):

@@ -6,20 +6,19 @@ trains the supervised CPM of `landmarkjax.methods.supervised` on labelled faces;
 detector runs on every frame, the detections of frames t-1 and t+1 are tracked into frame t with pyramidal
 Lucas-Kanade, and `landmarkjax.losses.registration_loss` pulls the detections of frame t toward those
 tracks (points failing the forward-backward check, too far from the detection, or with a weak heatmap peak
-are dropped). The total loss is supervised + w * registration, with w = `sbr.registration_weight`, or, with
-`sbr.registration_gradient_fraction` = f, the w that makes ||w grad(registration)|| = f ||grad(supervised)||
-on the first stage-2 batch (kept in the train state, `SBRTrainState.registration_weight`, for the rest of
-the run). With `sbr.registration_targets = "paper"` the gradient also flows through the tracker into the
+are dropped). The total loss is supervised + w * registration, with w chosen, when
+`sbr.registration_gradient_fraction` = f > 0 (the default, 0.5), as the w that makes ||w grad(registration)||
+= f ||grad(supervised)|| on the first stage-2 batch (kept in the train state,
+`SBRTrainState.registration_weight`, for the rest of the run), or else w = `sbr.registration_weight`. With `sbr.registration_targets = "paper"` the gradient also flows through the tracker into the
 neighbour frames' detections (the paper); with "official" the tracks are detached targets (the official
 code's released configs, `stable: 1`); with "oracle" (an experiment's ceiling, `losses.oracle_registration_loss`)
-the neighbours' detections are moved by the clips' true motion instead of the tracker. A weight of 0 (and no
-gradient fraction) skips the registration term's computation: stage 2 is then continued supervised training
+the neighbours' detections are moved by the clips' true motion instead of the tracker.
+`sbr.registration_weight = 0` (whatever the fraction) skips the registration term's computation: stage 2 is then continued supervised training
 on the same batches, SBR's fair control. Each stage has its own learning-rate schedule: `optimizer` over
 stage 1, `sbr.stage2_optimizer` over stage 2 (one optimiser state throughout).
 
-A training batch holds the labelled images (`image`, `landmarks`, `visibility`) and, in the
-registration phase,
-`sbr.clip_batch_size` unlabelled clips (`clip_frames` `[B_clips, 3, s H, s W, 3]`, s =
+A training batch holds the labelled images (`image`, `landmarks`, `visibility`) and, in the registration
+phase, `sbr.clip_batch_size` unlabelled clips (`clip_frames` `[B_clips, 3, s H, s W, 3]`, s =
 `sbr.tracking_scale`; 0 clips = as many as images). Evaluation runs on labelled synthetic clips of
 `data.eval_clip_length` frames and reports NME (inter-ocular) over every frame, AUC and failure rate at
 `eval.threshold`, and the jitter (`landmarkjax.metrics.jitter`, pixels / frame^2) of the detections and,
@@ -149,7 +148,7 @@ class SBRMethod(SupervisedMethod):
             raise ValueError(f"sbr.registration_weight must be >= 0; got {sbr.registration_weight}.")
         fraction = sbr.registration_gradient_fraction
         if fraction is not None and not fraction >= 0:
-            raise ValueError(f"sbr.registration_gradient_fraction must be None or >= 0; got {fraction}.")
+            raise ValueError(f"sbr.registration_gradient_fraction must be None or >= 0 (0: use sbr.registration_weight); got {fraction}.")
         if sbr.registration_targets not in REGISTRATION_TARGETS:
             raise ValueError(
                 f"sbr.registration_targets must be one of {REGISTRATION_TARGETS}; got {sbr.registration_targets!r}."
@@ -180,7 +179,7 @@ class SBRMethod(SupervisedMethod):
 
     def init_state(self, rng: jax.Array) -> SBRTrainState:
         state = super().init_state(rng)
-        fraction = self.config.sbr.registration_gradient_fraction
+        fraction = self.gradient_fraction()
         weight = self.config.sbr.registration_weight if fraction is None else _WEIGHT_NOT_CHOSEN
         return SBRTrainState(
             step=state.step,
@@ -315,7 +314,7 @@ class SBRMethod(SupervisedMethod):
         )(state.params, batch[CLIP_KEY], truth)
         supervised_grads = mean_over_axis(supervised_grads, axis_name)
         registration_grads = mean_over_axis(registration_grads, axis_name)
-        fraction = self.config.sbr.registration_gradient_fraction
+        fraction = self.gradient_fraction()
         chosen, supervised_norm, registration_norm = registration_weight_for_fraction(
             supervised_grads, registration_grads, 0.0 if fraction is None else fraction
         )
@@ -349,11 +348,17 @@ class SBRMethod(SupervisedMethod):
         )
         return new_state, metrics
 
-    def skips_registration(self) -> bool:
-        """True when stage 2 has a fixed registration weight of 0: the registration term is not computed
-        (the clips are still drawn, so the batches stay those of the other arms)."""
+    def gradient_fraction(self) -> float | None:
+        """`sbr.registration_gradient_fraction`, or None when the fixed `sbr.registration_weight` applies
+        (the fraction is None or 0, or the weight is 0)."""
         sbr = self.config.sbr
-        return sbr.registration_gradient_fraction is None and sbr.registration_weight == 0
+        fraction = sbr.registration_gradient_fraction
+        return None if not fraction or sbr.registration_weight == 0 else float(fraction)
+
+    def skips_registration(self) -> bool:
+        """True when `sbr.registration_weight` is 0 (whatever the gradient fraction): the registration term
+        is not computed (the clips are still drawn, so the batches stay those of the other arms)."""
+        return self.config.sbr.registration_weight == 0
 
     def eval_step(
         self, state: TrainState, batch: Mapping[str, jax.Array], frozen: Any
