@@ -70,3 +70,24 @@ def test_done_runs_lists_every_recorded_row_seed_and_scale(tmp_path):
     assert table_stats.done_runs(str(path)) == set()  # nothing run yet
     path.write_text('{"row": "a", "seed": 0, "scale": "s1"}\n{"row": "a", "seed": 0, "scale": "s2"}\n')
     assert table_stats.done_runs(str(path)) == {("a", 0, "s1"), ("a", 0, "s2")}
+
+
+def test_every_sbr_command_builds_the_config_the_script_trains(monkeypatch):
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sbr_run_table", ROOT / "experiments" / "sbr" / "run_table.py")
+    sbr_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sbr_table)
+    args = argparse.Namespace(stage1_max=1500, patience=4, stage2=100, fraction=0.5)
+    for regime in sbr_table.REGIMES:
+        shared = sbr_table.cell_overrides(regime, 64, 1)
+        runs = {"stage1": {**shared, **sbr_table.stage1_overrides(args)}}
+        for arm in sbr_table.ARMS:
+            runs[arm] = {**shared, **sbr_table.arm_overrides(arm, 1150, "workdir/B64_seed1/stage1", args)}
+        for name, overrides in runs.items():
+            parsed = _config_from_command(sbr_table.command(overrides, f"workdir/{name}"), monkeypatch)
+            config = sbr_table.make_config(overrides)
+            assert parsed.to_dict() == config.to_dict(), (regime, name)
+        assert runs["S"]["sbr.registration_weight"] == 0.0 and runs["O"]["sbr.registration_targets"] == "oracle"
+        assert sbr_table.make_config(runs["G"]).total_steps == 1250  # stage 2 continues after the stage-1 step
