@@ -18,7 +18,7 @@ import os
 import numpy as np
 from scipy import stats
 
-__all__ = ["done_runs", "load_runs", "mean_std", "paired_bootstrap", "paired_t_interval"]
+__all__ = ["done_runs", "load_runs", "mean_std", "paired_bootstrap", "paired_t_interval", "train_command"]
 
 
 def load_runs(path: str) -> dict[str, dict[int, dict]]:
@@ -41,6 +41,18 @@ def done_runs(path: str) -> set[tuple[str, int, str]]:
     with open(path) as file:
         records = [json.loads(line) for line in file if line.strip()]
     return {(record["row"], record["seed"], record["scale"]) for record in records}
+
+
+def _flag_value(value) -> str:
+    if isinstance(value, tuple):
+        return "'(" + ",".join(str(v) for v in value) + ("," if len(value) == 1 else "") + ")'"
+    return str(value)
+
+
+def train_command(config_path: str, overrides: dict, workdir: str) -> str:
+    """The `python train.py` command of a run: `config_path` with every dotted override as a --config flag."""
+    flags = " ".join(f"--config.{key}={_flag_value(value)}" for key, value in overrides.items())
+    return f"python train.py --config={config_path} --workdir={workdir} --progress=false {flags}"
 
 
 def mean_std(values, digits: int) -> str:

@@ -31,7 +31,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # table_stats.py in experiments/
 
-from table_stats import done_runs  # noqa: E402
+from table_stats import done_runs, train_command  # noqa: E402
 RESULTS = os.path.join(HERE, "results.jsonl")
 CONFIG_PATH = "landmarkjax/configs/semisup.py"
 
@@ -84,15 +84,8 @@ def scale_overrides(args: argparse.Namespace) -> dict:
     }
 
 
-def _flag_value(value) -> str:
-    if isinstance(value, tuple):
-        return "'(" + ",".join(str(v) for v in value) + ("," if len(value) == 1 else "") + ")'"
-    return str(value)
-
-
 def command(overrides: dict, workdir: str) -> str:
-    flags = " ".join(f"--config.{key}={_flag_value(value)}" for key, value in overrides.items())
-    return f"python train.py --config={CONFIG_PATH} --workdir={workdir} --progress=false {flags}"
+    return train_command(CONFIG_PATH, overrides, workdir)
 
 
 def make_config(overrides: dict):

@@ -136,17 +136,7 @@ def registration_loss(
     tracked, track_valid = forward_backward_check(neighbours, middle, sources, fb_threshold, **lk_kwargs)
     if not through_lk:
         tracked = jax.lax.stop_gradient(tracked)
-    centre = detections[frame(1)]
-    mask = registration_point_mask(
-        centre,
-        tracked,
-        track_valid,
-        confidences,
-        max_displacement=max_displacement,
-        min_confidence=min_confidence,
-    )
-    loss = registration_distance(centre, tracked, mask)
-    return loss, {"tracked": tracked, "mask": mask, "num_points": jnp.sum(mask.astype(jnp.float32))}
+    return _checked_distance(detections[frame(1)], tracked, track_valid, confidences, max_displacement, min_confidence)
 
 
 def oracle_registration_loss(
@@ -190,6 +180,18 @@ def oracle_registration_loss(
     visible = visibility.astype(bool)
     track_valid = jnp.stack([visible[..., 0, :] & visible[..., 1, :], visible[..., 2, :] & visible[..., 1, :]], -2)
     centre = detections[..., 1, :, :]
+    return _checked_distance(centre, tracked, track_valid, confidences, max_displacement, min_confidence)
+
+
+def _checked_distance(
+    centre: jnp.ndarray,
+    tracked: jnp.ndarray,
+    track_valid: jnp.ndarray,
+    confidences: jnp.ndarray,
+    max_displacement: float,
+    min_confidence: float,
+) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    """`registration_distance` over the landmarks `registration_point_mask` keeps, and the info dict."""
     mask = registration_point_mask(
         centre,
         tracked,
