@@ -96,6 +96,8 @@ def test_three_streams_of_the_right_sizes_and_layout():
         method.next_batch(method.train_loader(4), "train")
 
 
+# ~30 s of compilation (two full train steps); the default run keeps the semisup notebook's end-to-end training.
+@pytest.mark.slow
 def test_without_elt_no_unlabelled_stream_and_the_same_loss_and_gradient():
     config = tiny_config()
     config.semisup.elt_weight = 0.0
