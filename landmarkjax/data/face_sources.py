@@ -16,8 +16,8 @@ from `data.validation_seed`, never training, test or SBR clip faces) for choosin
 touching the test faces: `--config.data.eval_split=validation` evaluates (and ranks checkpoints) on it, and
 `--config.data.extra_eval_splits='("test",)'` reports the test faces alongside. `data.train_coverage="narrow"`
 restricts the synthetic training faces to near-frontal, unoccluded, sharp, closed-mouth ones (a coverage gap:
-`landmarkjax.data.synthetic.faces.FACE_COVERAGES`); the other splits keep the full distribution. Nothing is downloaded: an
-unbuilt dataset is a `FileNotFoundError` naming the command that builds it.
+`landmarkjax.data.synthetic.faces.FACE_COVERAGES`); the other splits keep the full distribution. Nothing is
+downloaded: an unbuilt dataset is a `FileNotFoundError` naming the command that builds it.
 
 `face_source(data_config, split)` returns a Grain random-access source of face elements: `image` uint8
 [H, W, 3] RGB (any size), `landmarks` float32 [K, 2] (x, y) pixels, `visibility` bool [K], `face_box`

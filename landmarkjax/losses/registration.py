@@ -170,7 +170,9 @@ def oracle_registration_loss(
     if detections.ndim < 3 or detections.shape[-3:-2] != (3,) or detections.shape[-1] != 2:
         raise ValueError(f"detections must have shape [..., 3, K, 2]; got {detections.shape}.")
     if true_landmarks.shape != detections.shape:
-        raise ValueError(f"true_landmarks must have the shape of detections {detections.shape}; got {true_landmarks.shape}.")
+        raise ValueError(
+            f"true_landmarks must have the shape of detections {detections.shape}; got {true_landmarks.shape}."
+        )
     if visibility.shape != detections.shape[:-1]:
         raise ValueError(f"visibility must have shape {detections.shape[:-1]}; got {visibility.shape}.")
     truth = jax.lax.stop_gradient(true_landmarks)

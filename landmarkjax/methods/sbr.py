@@ -9,13 +9,15 @@ tracks (points failing the forward-backward check, too far from the detection, o
 are dropped). The total loss is supervised + w * registration, with w chosen, when
 `sbr.registration_gradient_fraction` = f > 0 (the default, 0.5), as the w that makes ||w grad(registration)||
 = f ||grad(supervised)|| on the first stage-2 batch (kept in the train state,
-`SBRTrainState.registration_weight`, for the rest of the run), or else w = `sbr.registration_weight`. With `sbr.registration_targets = "paper"` the gradient also flows through the tracker into the
-neighbour frames' detections (the paper); with "official" the tracks are detached targets (the official
-code's released configs, `stable: 1`); with "oracle" (an experiment's ceiling, `losses.oracle_registration_loss`)
-the neighbours' detections are moved by the clips' true motion instead of the tracker.
-`sbr.registration_weight = 0` (whatever the fraction) skips the registration term's computation: stage 2 is then continued supervised training
-on the same batches, SBR's fair control. Each stage has its own learning-rate schedule: `optimizer` over
-stage 1, `sbr.stage2_optimizer` over stage 2 (one optimiser state throughout).
+`SBRTrainState.registration_weight`, for the rest of the run), or else w = `sbr.registration_weight`. With
+`sbr.registration_targets = "paper"` the gradient also flows through the tracker into the neighbour frames'
+detections (the paper); with "official" the tracks are detached targets (the official code's released
+configs, `stable: 1`); with "oracle" (an experiment's ceiling, `losses.oracle_registration_loss`) the
+neighbours' detections are moved by the clips' true motion instead of the tracker.
+`sbr.registration_weight = 0` (whatever the fraction) skips the registration term's computation: stage 2 is
+then continued supervised training on the same batches, SBR's fair control. Each stage has its own
+learning-rate schedule: `optimizer` over stage 1, `sbr.stage2_optimizer` over stage 2 (one optimiser state
+throughout).
 
 A training batch holds the labelled images (`image`, `landmarks`, `visibility`) and, in the registration
 phase, `sbr.clip_batch_size` unlabelled clips (`clip_frames` `[B_clips, 3, s H, s W, 3]`, s =
@@ -148,7 +150,10 @@ class SBRMethod(SupervisedMethod):
             raise ValueError(f"sbr.registration_weight must be >= 0; got {sbr.registration_weight}.")
         fraction = sbr.registration_gradient_fraction
         if fraction is not None and not fraction >= 0:
-            raise ValueError(f"sbr.registration_gradient_fraction must be None or >= 0 (0: use sbr.registration_weight); got {fraction}.")
+            raise ValueError(
+                f"sbr.registration_gradient_fraction must be None or >= 0 (0: use sbr.registration_weight); "
+                f"got {fraction}."
+            )
         if sbr.registration_targets not in REGISTRATION_TARGETS:
             raise ValueError(
                 f"sbr.registration_targets must be one of {REGISTRATION_TARGETS}; got {sbr.registration_targets!r}."
@@ -283,17 +288,7 @@ class SBRMethod(SupervisedMethod):
         `weighted_registration_loss`; also `registered_points` and `registration_weight`.
         """
         del rng, frozen
-        if CLIP_KEY not in batch:  # stage 1
-            new_state, metrics = super().train_step(state, batch, None, None, phase=phase, axis_name=axis_name)
-            return new_state, {
-                **metrics,
-                "supervised_loss": metrics["loss"],
-                "registration_loss": jnp.zeros([], jnp.float32),
-                "weighted_registration_loss": jnp.zeros([], jnp.float32),
-                "registered_points": jnp.zeros([], jnp.float32),
-                "registration_weight": state.registration_weight,
-            }
-        if self.skips_registration():
+        if CLIP_KEY not in batch or self.skips_registration():  # stage 1, or stage 2 without registration
             labelled = {key: value for key, value in batch.items() if not key.startswith("clip_")}
             new_state, metrics = super().train_step(state, labelled, None, None, phase=phase, axis_name=axis_name)
             zero = jnp.zeros([], jnp.float32)
