@@ -91,3 +91,23 @@ def test_every_sbr_command_builds_the_config_the_script_trains(monkeypatch):
             assert parsed.to_dict() == config.to_dict(), (regime, name)
         assert runs["S"]["sbr.registration_weight"] == 0.0 and runs["O"]["sbr.registration_targets"] == "oracle"
         assert sbr_table.make_config(runs["G"]).total_steps == 1250  # stage 2 continues after the stage-1 step
+
+
+def test_every_imm_command_builds_the_config_the_script_trains(monkeypatch):
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("imm_run_table", ROOT / "experiments" / "imm" / "run_table.py")
+    imm_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(imm_table)
+    args = argparse.Namespace(steps=300, supervised_steps=500, eval_every=100, workdirs="workdir/imm", tiny=False)
+    trained = [row for row, (_, overrides) in imm_table.ROWS.items() if overrides is not None]
+    assert {"k10_tps_pixel", "k30_tps_pixel", "k10_video_pixel", "k10_tps_vgg_random", "supervised"} <= set(trained)
+    for row in trained:
+        overrides = imm_table.row_overrides(row, 2, args)
+        parsed = _config_from_command(imm_table.command(row, overrides, f"workdir/{row}"), monkeypatch)
+        config = imm_table.make_config(row, overrides)
+        assert parsed.to_dict() == config.to_dict(), row
+        assert config.data.eval_split == "validation" and config.seed == 2  # checkpoints never chosen on test
+    assert imm_table.make_config("k30_tps_pixel", imm_table.row_overrides("k30_tps_pixel", 0, args)).imm.num_landmarks == 30
+    assert imm_table.make_config("supervised", imm_table.row_overrides("supervised", 0, args)).total_steps == 500

@@ -67,6 +67,10 @@ def get_config(variant: str | None = None) -> ml_collections.ConfigDict:
     config.data.num_test = 256
     config.data.train_seed = 0
     config.data.test_seed = 1
+    # The synthetic "validation" split (`--config.data.eval_split=validation`): checkpoints ranked on faces
+    # that are neither training nor test faces.
+    config.data.num_validation = 256
+    config.data.validation_seed = 3
 
     config.imm = ml_collections.ConfigDict()
     config.imm.num_landmarks = 10  # K

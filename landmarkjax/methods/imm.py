@@ -359,8 +359,10 @@ class IMMMethod(Method):
         source = self._face_source(self.config.data.train_split)
         return self._one_pass(PrefixSource(source, min(self.config.eval.num_regression_faces, len(source))), batch_size)
 
-    def eval_loader(self, batch_size: int) -> Iterable[dict[str, np.ndarray]]:
-        return self._one_pass(self._face_source(face_sources.eval_split(self.config.data)), batch_size)
+    def eval_loader(self, batch_size: int, split: str | None = None) -> Iterable[dict[str, np.ndarray]]:
+        """One pass over the faces of `split` (default: the evaluated split, `data.eval_split` or the test
+        faces), cropped, with their landmarks."""
+        return self._one_pass(self._face_source(split or face_sources.eval_split(self.config.data)), batch_size)
 
     def visualize(self, state: IMMState, batch: Mapping[str, Any], frozen: Any) -> np.ndarray:
         """Top: the K discovered points coloured by index on up to `eval.num_visualized` faces. Below, for
