@@ -373,9 +373,26 @@ def test_early_stopping_ends_the_run_once_the_best_metric_stops_improving(tmp_pa
     kept = evaluate_checkpoint(LinearRegressionMethod(config), tmp_path / "flat")  # the best checkpoint is kept
     assert kept.metrics["mse"] == pytest.approx(best, rel=1e-6)
 
+    # Re-running the stopped run trains no further: the streak is recounted from its logged evaluations.
+    again = _run(config, tmp_path / "flat")
+    assert again["step"] == 6 and again["mse"] == pytest.approx(result["mse"], rel=1e-6)
+    assert max(r["step"] for r in read_metrics(tmp_path / "flat", "train")) == 6
+
     # A run that keeps improving trains to the end with the same patience.
     learning = regression_config(total_steps=12, eval_every=2, checkpoint_every=0, early_stopping_patience=2)
     assert _run(learning, tmp_path / "learning")["step"] == 12
+
+
+def test_a_resumed_run_keeps_its_early_stopping_streak(tmp_path):
+    # Interrupted after step 4 (evaluations at 2, the best, and 4, one without improvement), then resumed
+    # with 20 steps: one more flat evaluation (6) ends it. Counting afresh would stop at 10.
+    interrupted = regression_config(total_steps=4, eval_every=2, checkpoint_every=0, early_stopping_patience=2)
+    interrupted.optimizer.learning_rate = 0.0
+    assert _run(interrupted, tmp_path)["step"] == 4
+    resumed = regression_config(total_steps=20, eval_every=2, checkpoint_every=0, early_stopping_patience=2)
+    resumed.optimizer.learning_rate = 0.0
+    assert _run(resumed, tmp_path)["step"] == 6
+    assert [r["step"] for r in read_metrics(tmp_path, "event") if r["event"] == "early_stopping"] == [6]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ periodically, and logs metrics as JSON lines and TensorBoard events in `workdir`
 metric named "loss" or "*_loss") stops the run before anything is saved from the bad state.
 
 Two settings chain runs: `config.early_stopping_patience` = p > 0 ends a run once `config.best_metric` has
-not improved over p evaluations in a row (its best checkpoint is kept); `config.init_from` = another run's
+not improved over p evaluations in a row (its best checkpoint is kept; a resumed run recounts the streak
+from its logged evaluations, so re-running a stopped run trains no further); `config.init_from` = another run's
 workdir starts a fresh run from that run's best checkpoint (or `config.init_step`): state, data position
 and phase, as if resuming it. SBR's protocol uses both: stage 1 until the validation NME stops improving,
 then several stage-2 arms from that one checkpoint (`landmarkjax/configs/sbr.py`).
@@ -30,11 +31,12 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 from landmarkjax.training import sharding
 from landmarkjax.training.checkpointing import TrainingCheckpoints
 from landmarkjax.training.method import EvalContext, Method, is_loss_name
-from landmarkjax.training.metric_writer import MetricWriter
+from landmarkjax.training.metric_writer import MetricWriter, read_metrics
 from landmarkjax.training.phases import PhaseSchedule, TrainData
 from landmarkjax.training.progress import ProgressUpdate, ReportFn
 from landmarkjax.training.run_config import save_config
@@ -117,6 +119,25 @@ class _EarlyStopping:
         else:
             self.stale += 1
         return self.stale >= self.patience
+
+    def replay(self, records: list[dict[str, Any]]) -> None:
+        """Recounts the streak from the evaluations a resumed run logged before its checkpoint (they live in
+        process 0's metrics file only, so process 0 counts and every process receives its count)."""
+        if not self.patience:
+            return
+        best, stale = np.nan, 0
+        if jax.process_index() == 0:
+            for record in records:
+                self.should_stop(record)
+            best = np.nan if self.best is None else self.best
+            stale = self.stale
+        best, stale = multihost_utils.broadcast_one_to_all(np.asarray([best, stale], np.float64))
+        self.best = None if np.isnan(best) else float(best)
+        self.stale = int(stale)
+
+    @property
+    def exhausted(self) -> bool:
+        return bool(self.patience) and self.stale >= self.patience
 
 
 class _TrainMetrics:
@@ -251,6 +272,10 @@ def train(method: Method, workdir: str | os.PathLike[str], *, report: ReportFn |
         stopping = _EarlyStopping(
             config.get("early_stopping_patience") or 0, config.get("best_metric"), config.get("best_mode", "min")
         )
+        if restored is not None and stopping.patience:
+            stopping.replay(_logged_evaluations(writer, start_step))
+            if stopping.exhausted:  # this run already stopped early: report its last state, train no further
+                return {"step": start_step, **evaluate(start_step, state)}
         for step in range(start_step + 1, config.total_steps + 1):
             started = schedule.advance(step)
             if len(schedule.phases) > 1 and (started or step == 1):
@@ -289,6 +314,13 @@ def train(method: Method, workdir: str | os.PathLike[str], *, report: ReportFn |
     finally:
         checkpoints.close()
         writer.close()
+
+
+def _logged_evaluations(writer: MetricWriter, up_to_step: int) -> list[dict[str, Any]]:
+    """The evaluation records of this run's metrics file up to `up_to_step` (none off process 0)."""
+    if not writer.enabled or not os.path.exists(writer.path):
+        return []
+    return [record for record in read_metrics(os.path.dirname(writer.path), "eval") if record["step"] <= up_to_step]
 
 
 def _announce_phase(
