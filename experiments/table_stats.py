@@ -18,7 +18,15 @@ import os
 import numpy as np
 from scipy import stats
 
-__all__ = ["done_runs", "load_runs", "mean_std", "paired_bootstrap", "paired_t_interval", "train_command"]
+__all__ = [
+    "done_runs",
+    "load_runs",
+    "logged_eval_metric",
+    "mean_std",
+    "paired_bootstrap",
+    "paired_t_interval",
+    "train_command",
+]
 
 
 def load_runs(path: str) -> dict[str, dict[int, dict]]:
@@ -41,6 +49,16 @@ def done_runs(path: str) -> set[tuple[str, int, str]]:
     with open(path) as file:
         records = [json.loads(line) for line in file if line.strip()]
     return {(record["row"], record["seed"], record["scale"]) for record in records}
+
+
+def logged_eval_metric(workdir: str, step: int, name: str = "nme") -> float | None:
+    """`name` of the evaluation a run logged at `step` in its metrics.jsonl (None if it logged none there)."""
+    from landmarkjax.training.metric_writer import read_metrics
+
+    for record in read_metrics(workdir, "eval"):
+        if record["step"] == step:
+            return float(record[name])
+    return None
 
 
 def _flag_value(value) -> str:

@@ -109,5 +109,5 @@ def test_every_imm_command_builds_the_config_the_script_trains(monkeypatch):
         config = imm_table.make_config(row, overrides)
         assert parsed.to_dict() == config.to_dict(), row
         assert config.data.eval_split == "validation" and config.seed == 2  # checkpoints never chosen on test
-    assert imm_table.make_config("k30_tps_pixel", imm_table.row_overrides("k30_tps_pixel", 0, args)).imm.num_landmarks == 30
-    assert imm_table.make_config("supervised", imm_table.row_overrides("supervised", 0, args)).total_steps == 500
+    config_of = lambda row: imm_table.make_config(row, imm_table.row_overrides(row, 0, args))  # noqa: E731
+    assert config_of("k30_tps_pixel").imm.num_landmarks == 30 and config_of("supervised").total_steps == 500

@@ -38,10 +38,6 @@ COMPARISONS = (
 )
 
 
-def _number(value, digits: int) -> str:
-    return "-" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
-
-
 def table(runs: dict[str, dict[int, dict]]) -> str:
     scales = sorted({r["scale"] for seeds in runs.values() for r in seeds.values()})
     lines = [

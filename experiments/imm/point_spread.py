@@ -45,8 +45,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from landmarkjax import runs
     from landmarkjax.data.visualize import contact_sheet
-    from landmarkjax.methods.imm import IMMMethod
-    from run_table import _points_and_landmarks, make_config, row_overrides
+    from run_table import make_config, points_and_landmarks, untrained_params
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdirs", default=os.path.join("workdir", "imm_table"))
@@ -60,10 +59,8 @@ def main(argv: list[str] | None = None) -> None:
             continue
         for seed in (int(s) for s in args.seeds.split(",")):
             if row == "untrained":
-                table_args = argparse.Namespace(steps=300, supervised_steps=500, eval_every=100, workdirs=args.workdirs, tiny=False)
-                method = IMMMethod(make_config("k10_tps_pixel", row_overrides("k10_tps_pixel", seed, table_args)))
-                init_rng, _ = jax.random.split(jax.random.key(seed))
-                params, step = method.init_state(init_rng).params, 0
+                method, params = untrained_params(make_config(row, {"seed": seed}))
+                step = 0
             else:
                 workdir = os.path.join(args.workdirs, row, f"seed{seed}")
                 if not os.path.exists(os.path.join(workdir, "config.json")):
@@ -77,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
                     last = (method, restored, batch)
             if args.picture:
                 continue
-            points, landmarks, _ = _points_and_landmarks(method, params, method.eval_loader(32, "test"))
+            points, landmarks, _ = points_and_landmarks(method, params, method.eval_loader(32, "test"))
             record = {
                 "row": row,
                 "seed": seed,
@@ -93,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         pictures.append(method.visualize(restored.state, batch, restored.frozen))
 
         width = max(p.shape[1] for p in pictures)
-        stacked = np.concatenate([np.pad(p, ((0, 4), (0, width - p.shape[1]), (0, 0)), constant_values=255) for p in pictures])
+        padded = [np.pad(p, ((0, 4), (0, width - p.shape[1]), (0, 0)), constant_values=255) for p in pictures]
+        stacked = np.concatenate(padded)
         Image.fromarray(stacked).save(args.picture, quality=85)
 
 

@@ -49,7 +49,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # table_stats.py in experiments/
 
-from table_stats import done_runs, train_command  # noqa: E402
+from table_stats import done_runs, logged_eval_metric, train_command  # noqa: E402
 
 RESULTS = os.path.join(HERE, "results.jsonl")
 IMM_CONFIG = "landmarkjax/configs/imm.py"
@@ -183,7 +183,7 @@ def colorization_vgg(workdirs: str, tiny: bool) -> str:
     return path
 
 
-def _points_and_landmarks(method, params, loader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def points_and_landmarks(method, params, loader) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import jax
 
     predict = jax.jit(method.predict_points)
@@ -207,14 +207,15 @@ def imm_test_errors(method, params) -> dict:
     """The regressor fitted on the training faces' points, then per-test-face NME (and the fit's NME)."""
     from landmarkjax.methods.imm import apply_landmark_regressor, fit_landmark_regressor
 
-    fit_points, fit_landmarks, fit_visibility = _points_and_landmarks(
+    fit_points, fit_landmarks, fit_visibility = points_and_landmarks(
         method, params, method.regression_loader(TEST_BATCH)
     )
     weights = fit_landmark_regressor(fit_points, fit_landmarks)
-    points, landmarks, visibility = _points_and_landmarks(method, params, method.eval_loader(TEST_BATCH, "test"))
+    points, landmarks, visibility = points_and_landmarks(method, params, method.eval_loader(TEST_BATCH, "test"))
+    fit_errors = per_face_nme(apply_landmark_regressor(weights, fit_points), fit_landmarks, fit_visibility)
     return {
         "test": per_face_nme(apply_landmark_regressor(weights, points), landmarks, visibility),
-        "train_nme": float(np.mean(per_face_nme(apply_landmark_regressor(weights, fit_points), fit_landmarks, fit_visibility))),
+        "train_nme": float(np.mean(fit_errors)),
     }
 
 
@@ -231,15 +232,20 @@ def mean_shape_errors(config) -> dict:
     return {"test": per_face_nme(mean, truth, visibility), "train_nme": None}
 
 
-def untrained_errors(config) -> dict:
-    """The K points of the pose network as `train.py` initialises it for `config.seed`, regressed."""
+def untrained_params(config) -> tuple:
+    """(the IMM method of `config`, its parameters as `train.py` initialises them for `config.seed`)."""
     import jax
 
     from landmarkjax.methods.imm import IMMMethod
 
     method = IMMMethod(config)
     init_rng, _ = jax.random.split(jax.random.key(config.seed))  # as landmarkjax.training.loop
-    return imm_test_errors(method, method.init_state(init_rng).params)
+    return method, method.init_state(init_rng).params
+
+
+def untrained_errors(config) -> dict:
+    """The K points of the untrained pose network, regressed."""
+    return imm_test_errors(*untrained_params(config))
 
 
 def supervised_test_errors(workdir: str) -> tuple[int, np.ndarray]:
@@ -254,15 +260,6 @@ def supervised_test_errors(workdir: str) -> tuple[int, np.ndarray]:
         for b in run.method.eval_loader(TEST_BATCH, "test")
     ]
     return run.step, np.concatenate(errors)
-
-
-def _validation_nme(workdir: str, step: int) -> float | None:
-    from landmarkjax.training.metric_writer import read_metrics
-
-    for record in read_metrics(workdir):
-        if record.get("split") == "eval" and record.get("step") == step:
-            return float(record["nme"])
-    return None
 
 
 def run_row(row: str, seed: int, args: argparse.Namespace, vgg_path: str | None) -> dict:
@@ -290,7 +287,7 @@ def run_row(row: str, seed: int, args: argparse.Namespace, vgg_path: str | None)
             restored = runs.restore_run(workdir)
             step = restored.step
             errors = imm_test_errors(restored.method, restored.state.params)
-        validation = _validation_nme(workdir, step)
+        validation = logged_eval_metric(workdir, step)
     record.update(
         {
             "scale": args.scale,

@@ -41,7 +41,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # table_stats.py in experiments/
 
-from table_stats import train_command  # noqa: E402
+from table_stats import logged_eval_metric, train_command  # noqa: E402
 
 
 RESULTS = os.path.join(HERE, "results.jsonl")
@@ -205,15 +205,6 @@ def _summary(test: dict) -> dict:
     }
 
 
-def _validation_nme(workdir: str, step: int) -> float | None:
-    from landmarkjax.training.metric_writer import read_metrics
-
-    for record in read_metrics(workdir):
-        if record.get("split") == "eval" and record.get("step") == step:
-            return float(record["nme"])
-    return None
-
-
 def run_cell(regime: str, num_labelled: int, seed: int, args: argparse.Namespace) -> list[dict]:
     from landmarkjax import runs
 
@@ -238,7 +229,7 @@ def run_cell(regime: str, num_labelled: int, seed: int, args: argparse.Namespace
         "seed": seed,
         "stage1_step": best,
         "stage1_command": stage1_cmd,
-        "stage1_validation_nme": _validation_nme(stage1_dir, best),
+        "stage1_validation_nme": logged_eval_metric(stage1_dir, best),
         "scale": f"stage1<={args.stage1_max} patience {args.patience}, stage2 {args.stage2}, fraction {args.fraction}",
     }
     records = [
@@ -273,7 +264,7 @@ def run_cell(regime: str, num_labelled: int, seed: int, args: argparse.Namespace
             "label": ARMS[arm][0],
             "command": cmd,
             "step": test["step"],
-            "validation_nme": _validation_nme(workdir, test["step"]),
+            "validation_nme": logged_eval_metric(workdir, test["step"]),
             **_summary(test),
             "wall_s": round(time.perf_counter() - start, 1),
             "per_still_nme": _rounded(test["stills"]["nme"]),
@@ -318,7 +309,9 @@ def main(argv: list[str] | None = None) -> None:
             regime, num_labelled = cell[0], int(cell[1:])
             if regime not in REGIMES:
                 parser.error(f"cell {cell!r}: the regime is A or B")
-            scale = f"stage1<={args.stage1_max} patience {args.patience}, stage2 {args.stage2}, fraction {args.fraction}"
+            scale = (
+                f"stage1<={args.stage1_max} patience {args.patience}, stage2 {args.stage2}, fraction {args.fraction}"
+            )
             if (cell, seed, scale) in done:
                 print(f"skip {cell} seed {seed}: already in {args.results}", flush=True)
                 continue

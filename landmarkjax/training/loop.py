@@ -118,13 +118,11 @@ class _EarlyStopping:
             self.best, self.stale = value, 0
         else:
             self.stale += 1
-        return self.stale >= self.patience
+        return self.exhausted
 
     def replay(self, records: list[dict[str, Any]]) -> None:
         """Recounts the streak from the evaluations a resumed run logged before its checkpoint (they live in
         process 0's metrics file only, so process 0 counts and every process receives its count)."""
-        if not self.patience:
-            return
         best, stale = np.nan, 0
         if jax.process_index() == 0:
             for record in records:
