@@ -2,7 +2,7 @@
 
 Usage:
   python benchmarks/lk.py [--size 256] [--batch-sizes 1,16,64] [--repeats 7] [--host-devices N]
-                          [--gradient-batch-sizes 16] [--gradient-paths checkpointed,legacy]
+                          [--gradient-batch-sizes 16] [--gradient-paths checkpointed,legacy,implicit]
 
 Data: frame pairs cut from four bundled scikit-image photos (astronaut, coffee, chelsea, rocket), converted
 to grey and quantised to 8 bits (OpenCV tracks the uint8 frames, landmarkjax the same frames / 255 as
@@ -30,9 +30,11 @@ Printed, one JSON line per figure:
   * the same for the forward and backward pass (`"pass": "forward+backward"`, batches of
     `--gradient-batch-sizes`): `jax.value_and_grad` of a fixed random linear function of lk_track's tracked
     points, with respect to the input points (as SBR differentiates through the tracker), for each
-    `--gradient-paths`: "checkpointed" (the library's custom JVP) and "legacy" (the iterations differentiated
-    as they are evaluated, the code before it, selected with `lucas_kanade._LEGACY_GRADIENT`), interleaved
-    with the forward methods. OpenCV has no gradient.
+    `--gradient-paths`: "checkpointed" (the library's custom JVP, `differentiation="unrolled"`), "legacy" (the
+    iterations differentiated as they are evaluated, the code before it, selected with
+    `lucas_kanade._LEGACY_GRADIENT`) and "implicit" (`differentiation="implicit"`: the converged warp of each
+    level differentiated by the implicit function theorem), interleaved with the forward methods. OpenCV has
+    no gradient.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def _parse_args() -> argparse.Namespace:
         "--gradient-batch-sizes", default="16", help="comma-separated batch sizes of the gradient timings ('' for none)"
     )
     parser.add_argument(
-        "--gradient-paths", default="checkpointed,legacy", help="gradient code paths to time: checkpointed, legacy"
+        "--gradient-paths",
+        default="checkpointed,legacy,implicit",
+        help="gradient code paths to time: checkpointed, legacy, implicit",
     )
     parser.add_argument(
         "--host-devices",
@@ -261,9 +265,9 @@ def main(args: argparse.Namespace) -> None:
 
     gradient_batch_sizes = [int(b) for b in args.gradient_batch_sizes.split(",") if b]
     gradient_paths = [p for p in args.gradient_paths.split(",") if p]
-    unknown = set(gradient_paths) - {"checkpointed", "legacy"}
+    unknown = set(gradient_paths) - {"checkpointed", "legacy", "implicit"}
     if unknown:
-        raise ValueError(f"--gradient-paths must be among checkpointed, legacy; got {sorted(unknown)}")
+        raise ValueError(f"--gradient-paths must be among checkpointed, legacy, implicit; got {sorted(unknown)}")
     if gradient_batch_sizes and max(gradient_batch_sizes) > len(points):
         templates, targets, points, truths = make_pairs(max(batch_sizes + gradient_batch_sizes), args.size)
     weights = np.random.default_rng(1).normal(size=points.shape).astype(np.float32)
@@ -275,7 +279,10 @@ def main(args: argparse.Namespace) -> None:
         for variant, function in variants.items():
             for path in gradient_paths:
                 name = f"{variant} gradient ({path})"
-                gradient = _gradient_function(function, weights)
+                differentiated = function
+                if path == "implicit":
+                    differentiated = functools.partial(function, differentiation="implicit")
+                gradient = _gradient_function(differentiated, weights)
                 runners[("landmarkjax", name, batch, 1)] = (
                     _compiled(gradient, single, "landmarkjax", name, batch, 1, legacy=path == "legacy"),
                     single,

@@ -221,6 +221,85 @@ class TestGradients:
         off_diagonal_blocks = jacobian[0, :, 1:, :]  # point 0 does not depend on the other points
         np.testing.assert_array_equal(off_diagonal_blocks, 0.0)
 
+    @pytest.mark.parametrize("warp", ["translation", pytest.param("affine", marks=pytest.mark.slow)])
+    def test_implicit_gradient_matches_finite_differences_of_the_converged_tracks(self, warp):
+        """differentiation="implicit" against central differences of tracks run to convergence (60 iterations
+        per level, no early stop, float64), to the points and to both images."""
+        image = _astronaut(colour=False)[100:164, 60:124]
+        points = _corner_points(image, 3, border=14).astype(np.float64)
+        points += np.array([[0.23, -0.31], [-0.17, 0.41], [0.29, 0.13]])
+        rng = np.random.default_rng(3)
+        with jax.enable_x64(True):
+            template = jnp.asarray(image, jnp.float64)
+            target = jnp.asarray(_translate(image, (1.3, -0.8)), jnp.float64)
+            track = functools.partial(
+                lk_track, num_levels=2, window_radius=5, num_iterations=60, convergence_eps=0.0, warp=warp
+            )
+            image_direction = jnp.asarray(ndimage.gaussian_filter(rng.normal(size=image.shape), 2.0))
+
+            def tracked(p, template, target, differentiation):
+                return track(template, target, p, differentiation=differentiation)[0]
+
+            implicit = functools.partial(tracked, differentiation="implicit")
+            jacobian = np.asarray(jax.jit(jax.jacrev(implicit))(jnp.asarray(points), template, target))
+            # Directional derivatives along a smooth image perturbation, of the template and of the target.
+            along_template = jax.jit(
+                lambda t: jax.jvp(lambda tm: implicit(jnp.asarray(points), tm, target), (template,), (t,))[1]
+            )(image_direction)
+            along_target = jax.jit(
+                lambda t: jax.jvp(lambda tg: implicit(jnp.asarray(points), template, tg), (target,), (t,))[1]
+            )(image_direction)
+            f = jax.jit(functools.partial(tracked, differentiation="unrolled"))
+            eps = 1e-5
+            numeric = np.zeros_like(jacobian)
+            for k in range(points.shape[0]):
+                for d in range(2):
+                    step = np.zeros_like(points)
+                    step[k, d] = eps
+                    numeric[:, :, k, d] = (
+                        np.asarray(f(points + step, template, target)) - np.asarray(f(points - step, template, target))
+                    ) / (2 * eps)
+            numeric_template = (
+                np.asarray(f(points, template + eps * image_direction, target))
+                - np.asarray(f(points, template - eps * image_direction, target))
+            ) / (2 * eps)
+            numeric_target = (
+                np.asarray(f(points, template, target + eps * image_direction))
+                - np.asarray(f(points, template, target - eps * image_direction))
+            ) / (2 * eps)
+        np.testing.assert_allclose(jacobian, numeric, atol=1e-6, rtol=1e-5)
+        for analytic, reference in ((along_template, numeric_template), (along_target, numeric_target)):
+            assert np.abs(reference).max() > 1e-2
+            np.testing.assert_allclose(np.asarray(analytic), reference, atol=1e-6, rtol=1e-5)
+
+    def test_implicit_gradient_near_the_unrolled_one_and_identity_on_flat_windows(self):
+        """As SBR differentiates it (forward_backward_check, float32), run close to convergence (stopping at
+        1e-4 px): the implicit gradient is within 0.01 of the unrolled one on textured points. (Stopping at
+        the default 0.01 px, the two differ by up to 0.09 here: the unrolled one is the derivative of the
+        stopped iterations.) A point in a flat region is frozen on every level, so its track is the point
+        itself and its gradient exactly 1 (the frozen starting warp's tangent)."""
+        image, points = _small_image_and_points()
+        image = np.pad(image, ((0, 0), (0, 128)), constant_values=0.5)  # a flat 64 x 128 region on the right
+        points = np.concatenate([points, np.float32([[128.0, 30.0]])])
+        target = _translate(image, (1.5, -0.5))
+        gradients = {}
+        for differentiation in ("unrolled", "implicit"):
+
+            def loss(p):
+                check = functools.partial(
+                    forward_backward_check, num_levels=2, window_radius=6, num_iterations=40, convergence_eps=1e-4
+                )
+                tracked, valid = check(image, target, p, differentiation=differentiation)
+                return jnp.sum(tracked), (tracked, valid)
+
+            (_, (tracked, valid)), gradient = jax.jit(jax.value_and_grad(loss, has_aux=True))(points)
+            gradients[differentiation] = np.asarray(gradient)
+        assert np.all(np.asarray(valid)[:-1]) and not valid[-1]
+        np.testing.assert_array_equal(np.asarray(tracked)[-1], points[-1])
+        assert np.all(np.isfinite(gradients["implicit"]))
+        np.testing.assert_allclose(gradients["implicit"][:-1], gradients["unrolled"][:-1], atol=0.01)
+        np.testing.assert_allclose(gradients["implicit"][-1], 1.0, atol=1e-6)
+
     def test_gradient_reaches_the_images(self):
         image, points = _small_image_and_points()
         (_, valid), gradients = _small_track_and_gradients(image, _translate(image, (1.5, -0.5)), points)
@@ -424,6 +503,7 @@ class TestArguments:
             (dict(regularization=0.0), "regularization"),
             (dict(max_residual=-1.0), "max_residual"),
             (dict(luma=True), "luma"),  # a grey image
+            (dict(differentiation="reverse"), "differentiation"),
         ],
     )
     def test_rejects_bad_arguments(self, kwargs, match):

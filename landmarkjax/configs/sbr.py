@@ -121,6 +121,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # True: LK tracks the frames' luma instead of RGB: 0.69-0.85x the CPU per registration step, tracks
     # about as accurate at these 128 px (median error 0.170 -> 0.175 px64; BENCHMARKS.md, "luma").
     config.sbr.lk.luma = False
+    # How the paper's arm differentiates the tracks: "unrolled" through every LK iteration (the paper), or
+    # "implicit" through the converged tracks only (the implicit function theorem; BENCHMARKS.md, "implicit").
+    config.sbr.lk.differentiation = "unrolled"
     if variant == "vgg16":
         _use_paper_scale(config)
     return config

@@ -20,7 +20,9 @@ blur and 2x decimation, as OpenCV's `pyrDown`):
   window lacks texture on a level is not moved on it, and (`lax.cond`) the remaining iterations of a level
   are skipped once every point of the frame pair has frozen. That early exit is for evaluation only: a
   custom JVP differentiates the same iterations without the `lax.cond` and with every iteration under
-  `jax.checkpoint` (same values; the gradient about twice as fast, see `_align_level`).
+  `jax.checkpoint` (same values; the gradient about twice as fast, see `_align_level`). With
+  `differentiation="implicit"` the iterations are not differentiated at all: each level's converged warp is,
+  by the implicit function theorem (one small linear solve per point).
 
 Everything is a pure function of arrays: gradients flow to the input points (through the bilinear sampling
 of the template and target windows) and to the images. `lk_track` takes batches of frame pairs directly
@@ -41,6 +43,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from landmarkjax.ops.pyramid import pyramid_downsample
 from landmarkjax.ops.sampling import bilinear_sample
@@ -255,6 +258,7 @@ def _align_level(
     warp: str,
     num_iterations: int,
     convergence_eps: float,
+    implicit: bool = False,
 ) -> tuple[_WarpState, jnp.ndarray]:
     """Inverse-compositional iterations on one level; returns the warp and the weighted RMS residual [K].
 
@@ -266,14 +270,25 @@ def _align_level(
     differentiate through a `lax.cond`. That costs one more evaluation of each step, and makes the gradient
     of SBR's forward-backward check about twice as fast on CPU (BENCHMARKS.md). Inputs without a tangent
     (the images, in SBR) enter the JVP as constants.
+
+    With `implicit`, the JVP does not differentiate the iterations at all: the converged warp s* solves
+    f(s*, theta) = 0, f being the increment the next iteration would take and theta the template and image,
+    so by the implicit function theorem ds* = -(df/ds)^-1 (df/dtheta) dtheta, both derivatives taken once
+    at s* ([K, P, P] blocks, one per point). A point frozen from the start of the level keeps the tangent of
+    its starting warp. Exact where the iterations have converged, and independent of the starting warp (so
+    coarser levels pass no gradient to points that move on this one).
     """
     pad = level.pad
 
-    def step(template, image, carry):
-        state, done, residual = carry
+    def increment_at(template, image, state):
+        """[K, P] the next Gauss-Newton increment from warp `state`, and the window error [K, N*C]."""
         target = _Level(image, pad)
         error = _sample_warped_window(target, state, radius, warp) - template.values  # [K, N*C]
-        increment = jnp.einsum("kpn,kn->kp", template.update_matrix, error)
+        return jnp.einsum("kpn,kn->kp", template.update_matrix, error), error
+
+    def step(template, image, carry):
+        state, done, residual = carry
+        increment, error = increment_at(template, image, state)
         new_state = _compose_inverse_increment(state, increment, radius, warp)
         # A point stops, keeping its last warp, where an update would be non-finite or fold the window.
         area = _area_change(new_state.linear)
@@ -314,7 +329,58 @@ def _align_level(
         def run(template, image, init):
             return iterate(False, template, image, init)
 
+        def implicit_jvp(primals, tangents):
+            template, image, init = primals
+            final = iterate(False, template, image, init)
+            state, done, residual = final
+
+            def increment_of(*args):
+                return increment_at(*args)[0]
+
+            # df/ds at s*, one [P, P] block per point: P JVPs, each moving parameter j of every point at once.
+            basis = _state_basis(state, warp)
+            columns = jax.vmap(lambda t: jax.jvp(lambda s: increment_of(template, image, s), (state,), (t,))[1])(
+                basis
+            )  # [P(parameter), K, P(increment)]
+            jacobian = jnp.moveaxis(columns, 0, -1)  # [K, P(increment), P(parameter)]
+            # df/dtheta dtheta, from the live tangents of the template and the image only.
+            leaves, treedef = jax.tree.flatten((template, image))
+            tangent_leaves = jax.tree.leaves(tangents[:2], is_leaf=lambda t: isinstance(t, _SymbolicZero))
+            live = [not isinstance(t, _SymbolicZero) for t in tangent_leaves]
+            if any(live):
+
+                def live_only(*values):
+                    merged = iter(values)
+                    inputs = [next(merged) if is_live else leaf for leaf, is_live in zip(leaves, live)]
+                    return increment_of(*jax.tree.unflatten(treedef, inputs), state)
+
+                live_primals = [leaf for leaf, is_live in zip(leaves, live) if is_live]
+                live_tangents = [t for t, is_live in zip(tangent_leaves, live) if is_live]
+                rhs = jax.jvp(live_only, live_primals, live_tangents)[1]
+                # ds = -(df/ds)^-1 rhs through the normal equations, whose SPD solver needs no LAPACK call
+                # inside XLA:CPU loops (see _solve_spd); pivots held >= 1e-6 keep degenerate blocks finite.
+                normal = jnp.einsum("kip,kiq->kpq", jacobian, jacobian)
+                projected = jnp.einsum("kip,ki->kp", jacobian, rhs)[..., None]
+                d_params = -_solve_spd(normal, projected, 1e-6)[..., 0]
+            else:
+                d_params = jnp.zeros(state.center.shape[:1] + jacobian.shape[-1:], jacobian.dtype)
+            d_state = _state_from_params(d_params, state, warp)
+            # Points frozen from the start keep their starting warp, and its tangent (zero where it has none).
+            frozen = init[1]
+            d_state = jax.tree.map(
+                lambda d, d0: jnp.where(
+                    frozen.reshape((-1,) + (1,) * (d.ndim - 1)), 0.0 if isinstance(d0, _SymbolicZero) else d0, d
+                ),
+                d_state,
+                _WarpState(*tangents[2][0]),
+                is_leaf=lambda t: isinstance(t, _SymbolicZero),
+            )
+            float0_done = np.zeros(done.shape, dtype=jax.dtypes.float0)
+            return final, (d_state, float0_done, jnp.zeros_like(residual))
+
         def run_jvp(primals, tangents):
+            if implicit:
+                return implicit_jvp(primals, tangents)
             # Inputs without a tangent (e.g. the images, in SBR) are constants of the JVP, not zero tangents
             # to carry through every iteration.
             leaves, treedef = jax.tree.flatten(primals)
@@ -338,6 +404,25 @@ def _align_level(
     return state, residual
 
 
+def _state_basis(state: _WarpState, warp: str) -> _WarpState:
+    """Unit tangents of the warp parameters, stacked on a leading axis [P]: (x, y) of the centre, then (for
+    the affine warp) the linear part's entries row by row; each moves that parameter of every point."""
+    num_points = state.center.shape[0]
+    eye = jnp.eye(6 if warp == "affine" else 2, dtype=state.center.dtype)  # [P, P]
+    params = jnp.broadcast_to(eye[:, None, :], (eye.shape[0], num_points, eye.shape[0]))  # [P, K, P]
+    return jax.vmap(lambda p: _state_from_params(p, state, warp))(params)
+
+
+def _state_from_params(params: jnp.ndarray, state: _WarpState, warp: str) -> _WarpState:
+    """[K, P] parameter vectors in `_state_basis`'s order -> a warp (tangent); translation: zero linear part."""
+    center = params[:, :2]
+    if warp == "affine":
+        linear = params[:, 2:6].reshape(-1, 2, 2)
+    else:
+        linear = jnp.zeros_like(state.linear)
+    return _WarpState(center, linear)
+
+
 # True: `_align_level` differentiates the evaluated iterations directly (`lax.cond` early exit, every
 # iteration's intermediates stored), as before the custom JVP. Read when a function is traced; only for the
 # before/after figures of benchmarks/lk.py and the reference of the gradient test.
@@ -355,6 +440,10 @@ class _Options(NamedTuple):
     min_eigenvalue: float
     max_residual: float
     luma: bool
+    differentiation: str = "unrolled"
+
+
+_DIFFERENTIATIONS = ("unrolled", "implicit")
 
 
 def _pad_edges(image: jnp.ndarray, pad: int) -> jnp.ndarray:
@@ -416,6 +505,7 @@ def _track_points(
             warp=level_warp,
             num_iterations=options.num_iterations,
             convergence_eps=options.convergence_eps,
+            implicit=options.differentiation == "implicit",
         )
 
     height, width = image_size
@@ -455,6 +545,8 @@ def _check_options(options: _Options, num_levels: int) -> None:
     """Raises ValueError for an unknown warp or out-of-range numbers (checked where they are Python numbers)."""
     if options.warp not in _WARPS:
         raise ValueError(f"warp must be one of {_WARPS}, got {options.warp!r}")
+    if options.differentiation not in _DIFFERENTIATIONS:
+        raise ValueError(f"differentiation must be one of {_DIFFERENTIATIONS}, got {options.differentiation!r}")
     counts = (
         ("window_radius", options.window_radius),
         ("num_levels", num_levels),
@@ -529,6 +621,7 @@ def lk_track(
     min_eigenvalue: float = 1e-6,
     max_residual: float = 0.1,
     luma: bool = False,
+    differentiation: str = "unrolled",
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
     """Tracks points from a template image into a target image with pyramidal inverse-compositional LK.
 
@@ -558,6 +651,11 @@ def lk_track(
       luma: track on the luma (0.299 R + 0.587 G + 0.114 B) of RGB images instead of on all three channels:
         about a third of the work per window, but blind to edges of hue alone (e.g. lips against skin);
         benchmarks/lk_targets.py measures what it costs in accuracy (BENCHMARKS.md).
+      differentiation: how gradients pass through the tracking (values are the same either way).
+        'unrolled': through every Gauss-Newton iteration of every level (SBR's paper differentiates its
+        tracker this way); exact for the fixed iteration budget. 'implicit': through the converged warp of
+        each level by the implicit function theorem, without differentiating the iterations (one
+        linearisation per level): exact where the iterations converged, cheaper, and blind to the budget.
 
     Returns:
       tracked_points: [..., K, 2] (x, y) positions in `target_image`, pixels; always finite.
@@ -565,7 +663,15 @@ def lk_track(
         textureless, the final residual is too large, or (affine) the window's area changed by over 4x.
     """
     options = _Options(
-        warp, window_radius, num_iterations, convergence_eps, regularization, min_eigenvalue, max_residual, luma
+        warp,
+        window_radius,
+        num_iterations,
+        convergence_eps,
+        regularization,
+        min_eigenvalue,
+        max_residual,
+        luma,
+        differentiation,
     )
     _check_options(options, num_levels)
     template, target, flat_points = _prepare_inputs(template_image, target_image, points, luma)
