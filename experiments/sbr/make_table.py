@@ -48,7 +48,10 @@ def _cell_sort_key(cell: str) -> tuple[int, str]:
 
 
 def cell_table(cell: str, arms: dict[str, dict[int, dict]], subsets: dict[str, np.ndarray]) -> list[str]:
-    seeds = sorted(set.intersection(*(set(arms[arm]) for arm in arms)))
+    # The seeds that stage 1 and the four main arms share; an added arm (e.g. I) is shown once it has them all.
+    main = [arm for arm in ("stage1", "S", "D", "G", "O") if arm in arms] or list(arms)
+    seeds = sorted(set.intersection(*(set(arms[arm]) for arm in main)))
+    arms = {arm: runs for arm, runs in arms.items() if arm in main or set(seeds) <= set(runs)}
     out = [f"### {CELL_NAMES[cell[0]]}, n_L = {cell[1:]}", ""]
     out.append(f"Seeds {seeds} (every arm of a seed starts from that seed's stage-1 checkpoint).")
     steps = [arms["stage1"][s]["step"] for s in seeds] if "stage1" in arms else []

@@ -22,10 +22,12 @@ Regimes: A, labelled faces from the full generator; B, a coverage gap: labelled 
 unoccluded, sharp, mouth nearly closed (`data.train_coverage=narrow`), unlabelled clips (2,048) and test
 faces from the full distribution. Each run is one `python train.py --config=landmarkjax/configs/sbr.py ...`
 (printed and stored), made in-process through `landmarkjax.runs.train_and_evaluate`. Every finished cell
-appends one JSON line per arm to `experiments/sbr/results.jsonl`; finished cells are skipped.
+appends one JSON line per arm to `experiments/sbr/results.jsonl`; finished cells are skipped, and an arm
+asked for in a cell whose stage 1 is already recorded is added from that cell's stage-1 checkpoint.
 
     PYTHONPATH=$PWD python experiments/sbr/run_table.py --cells=B64 --seeds=0,1,2
     PYTHONPATH=$PWD python experiments/sbr/run_table.py --cells=A64,B1024 --seeds=0 --list
+    PYTHONPATH=$PWD python experiments/sbr/run_table.py --cells=B64 --seeds=0,1,2 --arms=I
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ ARMS = {
     "D": ("detached LK targets (official)", {"sbr.registration_targets": "official"}),
     "G": ("gradient through LK (paper)", {"sbr.registration_targets": "paper"}),
     "O": ("oracle registration (true motion)", {"sbr.registration_targets": "oracle"}),
+    # Not in the default --arms: G with the tracks differentiated implicitly (at their converged warps)
+    # instead of through every LK iteration, the cheaper gradient (BENCHMARKS.md); added to a finished cell
+    # with --arms=I.
+    "I": (
+        "gradient through LK, implicit",
+        {"sbr.registration_targets": "paper", "sbr.lk.differentiation": "implicit"},
+    ),
 }
 NUM_TEST_CLIPS = 128
 TEST_CLIP_LENGTH = 16
@@ -205,7 +214,15 @@ def _summary(test: dict) -> dict:
     }
 
 
-def run_cell(regime: str, num_labelled: int, seed: int, args: argparse.Namespace) -> list[dict]:
+_BASE_KEYS = (
+    "cell", "regime", "num_labelled", "seed", "stage1_step", "stage1_command", "stage1_validation_nme", "scale"
+)
+
+
+def run_cell(
+    regime: str, num_labelled: int, seed: int, args: argparse.Namespace, stage1_record: dict | None = None
+) -> list[dict]:
+    """Stage 1 and every arm of `args.arms`; with `stage1_record` (the cell's recorded stage 1), the arms only."""
     from landmarkjax import runs
 
     cell = f"{regime}{num_labelled}"
@@ -217,6 +234,8 @@ def run_cell(regime: str, num_labelled: int, seed: int, args: argparse.Namespace
     print(stage1_cmd, flush=True)
     if args.list:
         return []
+    if stage1_record is not None:
+        return _run_arms({key: stage1_record[key] for key in _BASE_KEYS}, shared, stage1_dir, root, args)
     start = time.perf_counter()
     runs.train_and_evaluate(make_config(stage1), stage1_dir)
     stage1_test = evaluate_on_test(stage1_dir)
@@ -250,9 +269,16 @@ def run_cell(regime: str, num_labelled: int, seed: int, args: argparse.Namespace
         }
     ]
     print(json.dumps({k: v for k, v in records[0].items() if not k.startswith("per_")}), flush=True)
+    return records + _run_arms(base, shared, stage1_dir, root, args)
+
+
+def _run_arms(base: dict, shared: dict, stage1_dir: str, root: str, args: argparse.Namespace) -> list[dict]:
+    from landmarkjax import runs
+
+    records = []
     for arm in args.arms:
         workdir = os.path.join(root, arm)
-        overrides = {**shared, **arm_overrides(arm, best, stage1_dir, args)}
+        overrides = {**shared, **arm_overrides(arm, base["stage1_step"], stage1_dir, args)}
         cmd = command(overrides, workdir)
         print(cmd, flush=True)
         start = time.perf_counter()
@@ -303,7 +329,10 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [arm for arm in args.arms if arm not in ARMS]
     if unknown:
         parser.error(f"unknown arms {unknown}; choose among {list(ARMS)}")
-    done = {(r["cell"], r["seed"], r["scale"]) for r in read_records(args.results) if r["arm"] == "stage1"}
+    recorded = read_records(args.results)
+    stage1_records = {(r["cell"], r["seed"], r["scale"]): r for r in recorded if r["arm"] == "stage1"}
+    arms_done = {(r["cell"], r["seed"], r["scale"], r["arm"]) for r in recorded}
+    requested = args.arms
     for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
         for cell in [c.strip() for c in args.cells.split(",") if c.strip()]:
             regime, num_labelled = cell[0], int(cell[1:])
@@ -312,11 +341,13 @@ def main(argv: list[str] | None = None) -> None:
             scale = (
                 f"stage1<={args.stage1_max} patience {args.patience}, stage2 {args.stage2}, fraction {args.fraction}"
             )
-            if (cell, seed, scale) in done:
+            key = (cell, seed, scale)
+            args.arms = [arm for arm in requested if key + (arm,) not in arms_done]
+            if key in stage1_records and not args.arms:
                 print(f"skip {cell} seed {seed}: already in {args.results}", flush=True)
                 continue
             share_rendered_sources()
-            records = run_cell(regime, num_labelled, seed, args)
+            records = run_cell(regime, num_labelled, seed, args, stage1_records.get(key))
             if records:  # one write per cell on an O_APPEND descriptor: parallel jobs may share the file
                 text = "".join(json.dumps(record) + "\n" for record in records).encode()
                 descriptor = os.open(args.results, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
