@@ -17,7 +17,8 @@ is the process's CPU time per step over all threads, steadier than `step_ms` on 
 `--lk_legacy_gradient` differentiates Lucas-Kanade tracking the way it was before its custom JVP (the
 evaluated iterations, `lax.cond` early exit, nothing recomputed; `lucas_kanade._LEGACY_GRADIENT`): the
 "before" of a before/after comparison of the SBR registration step. The lines then say
-`"lk_gradient": "legacy"`.
+`"lk_gradient": "legacy"`; with `--config.sbr.lk.differentiation=implicit` (the tracks differentiated at their
+converged warps) they say "implicit", otherwise "checkpointed" (the unrolled iterations, the default).
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ def _time_steps(step, state, batch, rng, frozen, count):
     return state, time.perf_counter() - start, time.process_time() - cpu_start
 
 
+def _lk_gradient_name(config) -> str:
+    if _LK_LEGACY_GRADIENT.value:
+        return "legacy"
+    lk = config.get("sbr", {}).get("lk", {})
+    return "implicit" if lk.get("differentiation") == "implicit" else "checkpointed"
+
+
 def main(argv: list[str]) -> None:
     del argv
     lucas_kanade._LEGACY_GRADIENT = _LK_LEGACY_GRADIENT.value  # read when the step is traced
@@ -85,7 +93,7 @@ def main(argv: list[str]) -> None:
                     "benchmark": "train_step",
                     "method": config.method,
                     "phase": phase.name,
-                    "lk_gradient": "legacy" if _LK_LEGACY_GRADIENT.value else "checkpointed",
+                    "lk_gradient": _lk_gradient_name(config),
                     "image_size": config.data.image_size,
                     "batch_size": config.batch_size,
                     "image_inputs": shapes,

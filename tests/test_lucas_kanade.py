@@ -188,6 +188,17 @@ class TestValidity:
         np.testing.assert_allclose(tracked, _track(gray, target, corners)[0], atol=1e-4)
 
 
+def _central_difference_jacobian(function, points: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """[K, 2, K, 2] d function(points)[k, i] / d points[l, j] by central differences (float64 points)."""
+    numeric = np.zeros(points.shape + points.shape)
+    for k in range(points.shape[0]):
+        for d in range(2):
+            step = np.zeros_like(points)
+            step[k, d] = eps
+            numeric[:, :, k, d] = (np.asarray(function(points + step)) - np.asarray(function(points - step))) / (2 * eps)
+    return numeric
+
+
 class TestGradients:
     def test_point_gradient_matches_finite_differences(self):
         image = _astronaut(colour=False)[100:164, 60:124]  # 64 x 64: face and helmet edge
@@ -204,14 +215,7 @@ class TestGradients:
                 return track(template, target, p)[0]
 
             jacobian = np.asarray(jax.jit(jax.jacrev(tracked))(jnp.asarray(points)))
-            f = jax.jit(tracked)
-            eps = 1e-5
-            numeric = np.zeros_like(jacobian)
-            for k in range(points.shape[0]):
-                for d in range(2):
-                    step = np.zeros_like(points)
-                    step[k, d] = eps
-                    numeric[:, :, k, d] = (np.asarray(f(points + step)) - np.asarray(f(points - step))) / (2 * eps)
+            numeric = _central_difference_jacobian(jax.jit(tracked), points)
         np.testing.assert_allclose(jacobian, numeric, atol=1e-5, rtol=1e-4)
         # Under a pure translation, tracked = points + shift, so d tracked_k / d points_k is close to I (not
         # equal: bilinear interpolation makes the sub-pixel error vary with the sub-pixel position).
@@ -250,15 +254,8 @@ class TestGradients:
                 lambda t: jax.jvp(lambda tg: implicit(jnp.asarray(points), template, tg), (target,), (t,))[1]
             )(image_direction)
             f = jax.jit(functools.partial(tracked, differentiation="unrolled"))
+            numeric = _central_difference_jacobian(lambda p: f(p, template, target), points)
             eps = 1e-5
-            numeric = np.zeros_like(jacobian)
-            for k in range(points.shape[0]):
-                for d in range(2):
-                    step = np.zeros_like(points)
-                    step[k, d] = eps
-                    numeric[:, :, k, d] = (
-                        np.asarray(f(points + step, template, target)) - np.asarray(f(points - step, template, target))
-                    ) / (2 * eps)
             numeric_template = (
                 np.asarray(f(points, template + eps * image_direction, target))
                 - np.asarray(f(points, template - eps * image_direction, target))
