@@ -485,6 +485,30 @@ class TestTransformations(chex.TestCase):
         assert np.all(valid)
         assert np.median(_errors(tracked, expected)) < 0.1
 
+    def test_gradient_inside_shard_map_equals_the_unsharded_one(self):
+        templates, targets, points, expected = self._pairs()
+        devices = np.array(jax.devices()[:2])
+        if devices.size < 2:
+            pytest.skip("needs two devices (conftest forces four CPU devices)")
+        mesh = jax.sharding.Mesh(devices, ("data",))
+        spec = jax.sharding.PartitionSpec("data")
+        templates, targets = templates[:2], targets[:2]
+        points = np.array(np.broadcast_to(points, expected[:2].shape))
+        for differentiation in ("unrolled", "implicit"):
+
+            def gradient(templates, targets, points, differentiation=differentiation):
+                def loss(p):
+                    return jnp.sum(_track_small(templates, targets, p, differentiation=differentiation)[0] ** 2)
+
+                return jax.grad(loss)(points)
+
+            sharded = jax.jit(jax.shard_map(gradient, mesh=mesh, in_specs=spec, out_specs=spec))
+            unsharded = jax.jit(gradient)(templates, targets, points)
+            assert np.abs(np.asarray(unsharded)).max() > 1.0
+            np.testing.assert_allclose(
+                np.asarray(sharded(templates, targets, points)), np.asarray(unsharded), rtol=1e-5, atol=1e-4
+            )
+
 
 class TestArguments:
     @pytest.mark.parametrize(

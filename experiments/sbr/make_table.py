@@ -95,16 +95,17 @@ def cell_table(cell: str, arms: dict[str, dict[int, dict]], subsets: dict[str, n
     if "S" in arms:
         out += ["", "Each arm minus S (paired bootstrap 95 % intervals; negative = better than S):", ""]
         out += ["| arm - S | still NME | clip NME | clip jitter |", "| --- | --- | --- | --- |"]
-        for arm in ORDER:
-            if arm == "S" or arm not in arms:
-                continue
+        # Every arm against S; the implicit gradient also against the unrolled one it replaces.
+        pairs = [(arm, "S") for arm in ORDER if arm != "S" and arm in arms]
+        pairs += [("I", "G")] if "I" in arms and "G" in arms else []
+        for arm, baseline in pairs:
             cells = []
             for key, digits in (("per_still_nme", 4), ("per_clip_nme", 4), ("per_clip_jitter", 3)):
                 a = np.array([arms[arm][s][key] for s in seeds])
-                b = np.array([arms["S"][s][key] for s in seeds])
+                b = np.array([arms[baseline][s][key] for s in seeds])
                 mean, low, high = paired_bootstrap(a, b)
                 cells.append(f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]")
-            out.append(f"| {arm} - S | " + " | ".join(cells) + " |")
+            out.append(f"| {arm} - {baseline} | " + " | ".join(cells) + " |")
     out += ["", "Commands (seed " + str(seeds[0]) + "; the other seeds differ in --config.seed, data.train_seed and"
             " --workdir):", ""]
     for arm in ORDER:

@@ -43,7 +43,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from landmarkjax.ops.pyramid import pyramid_downsample
 from landmarkjax.ops.sampling import bilinear_sample
@@ -315,8 +314,8 @@ def _align_level(
             def iteration(carry, _):
                 return jax.lax.cond(jnp.all(carry[1]), lambda c: c, lambda c: step(template, image, c), carry), None
 
-        final, _ = jax.lax.scan(iteration, init, None, length=num_iterations)
-        return final
+        state, _, residual = jax.lax.scan(iteration, init, None, length=num_iterations)[0]
+        return state, residual  # (`done` is not returned: a bool output would need a float0 tangent)
 
     if _LEGACY_GRADIENT:  # the code before the custom JVP, kept for benchmarks and tests
 
@@ -331,8 +330,7 @@ def _align_level(
 
         def implicit_jvp(primals, tangents):
             template, image, init = primals
-            final = iterate(False, template, image, init)
-            state, done, residual = final
+            state, residual = final = iterate(False, template, image, init)
 
             def increment_of(*args):
                 return increment_at(*args)[0]
@@ -363,7 +361,7 @@ def _align_level(
                 projected = jnp.einsum("kip,ki->kp", jacobian, rhs)[..., None]
                 d_params = -_solve_spd(normal, projected, 1e-6)[..., 0]
             else:
-                d_params = jnp.zeros(state.center.shape[:1] + jacobian.shape[-1:], jacobian.dtype)
+                d_params = jnp.zeros_like(jacobian[:, 0, :])
             d_state = _state_from_params(d_params, state, warp)
             # Points frozen from the start keep their starting warp, and its tangent (zero where it has none).
             frozen = init[1]
@@ -375,8 +373,7 @@ def _align_level(
                 _WarpState(*tangents[2][0]),
                 is_leaf=lambda t: isinstance(t, _SymbolicZero),
             )
-            float0_done = np.zeros(done.shape, dtype=jax.dtypes.float0)
-            return final, (d_state, float0_done, jnp.zeros_like(residual))
+            return final, (d_state, jnp.zeros_like(residual))
 
         def run_jvp(primals, tangents):
             if implicit:
@@ -400,16 +397,15 @@ def _align_level(
 
     # Frozen (textureless) points never get a residual from an iteration: theirs stays unknown (inf).
     init = (state, frozen, jnp.full_like(state.center[:, 0], jnp.inf))
-    state, _, residual = run(template, level.image, init)
-    return state, residual
+    return run(template, level.image, init)
 
 
 def _state_basis(state: _WarpState, warp: str) -> _WarpState:
     """Unit tangents of the warp parameters, stacked on a leading axis [P]: (x, y) of the centre, then (for
     the affine warp) the linear part's entries row by row; each moves that parameter of every point."""
-    num_points = state.center.shape[0]
     eye = jnp.eye(6 if warp == "affine" else 2, dtype=state.center.dtype)  # [P, P]
-    params = jnp.broadcast_to(eye[:, None, :], (eye.shape[0], num_points, eye.shape[0]))  # [P, K, P]
+    # Built from `state` (not a constant) so that, inside shard_map, it is as device-varying as the warps.
+    params = jnp.zeros_like(state.center[None, :, :1]) + eye[:, None, :]  # [P, K, P]
     return jax.vmap(lambda p: _state_from_params(p, state, warp))(params)
 
 
