@@ -26,28 +26,18 @@ from ml_collections import config_flags
 from PIL import Image
 from tqdm import tqdm
 
-from landmarkjax.configs.defaults import DEFAULT_METHOD, default_config_path, saved_config_path
+from landmarkjax.configs.defaults import DEFAULT_METHOD, default_config_path, flag_value, saved_config_path
 from landmarkjax.training.distributed import maybe_initialize_distributed
 
 
-def _flag_value(argv: list[str], name: str) -> str | None:
-    """The value of `--name=V` or `--name V` in `argv` (None if absent); read before absl parses flags."""
-    for index, arg in enumerate(argv):
-        if arg.startswith(f"--{name}="):
-            return arg.split("=", 1)[1]
-        if arg == f"--{name}" and index + 1 < len(argv):
-            return argv[index + 1]
-    return None
-
-
 def _workdir(argv: list[str]) -> str:
-    return _flag_value(argv, "workdir") or os.path.join("workdir", DEFAULT_METHOD)
+    return flag_value(argv, "workdir") or os.path.join("workdir", DEFAULT_METHOD)
 
 
 def _default_config(argv: list[str]) -> str:
     """The run's saved config when `--config` is not given and the workdir has one; else the default."""
     saved = saved_config_path(_workdir(argv))
-    return saved if saved is not None and _flag_value(argv, "config") is None else default_config_path()
+    return saved if saved is not None and flag_value(argv, "config") is None else default_config_path()
 
 
 _CONFIG = config_flags.DEFINE_config_file(

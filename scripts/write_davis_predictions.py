@@ -34,26 +34,16 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 from tqdm import tqdm
 
-from landmarkjax.configs.defaults import config_path, saved_config_path
+from landmarkjax.configs.defaults import config_path, flag_value, saved_config_path
 
 BASELINES = ("none", "raw_colour", "random_init")
 
 
-def _flag_value(argv: list[str], name: str) -> str | None:
-    """The value of `--name=V` or `--name V` in `argv` (None if absent); read before absl parses flags."""
-    for index, arg in enumerate(argv):
-        if arg.startswith(f"--{name}="):
-            return arg.split("=", 1)[1]
-        if arg == f"--{name}" and index + 1 < len(argv):
-            return argv[index + 1]
-    return None
-
-
 def _default_config(argv: list[str]) -> str:
     """The run's saved config when --workdir has one and --config is not given; else the vos defaults."""
-    workdir = _flag_value(argv, "workdir")
+    workdir = flag_value(argv, "workdir")
     saved = saved_config_path(workdir) if workdir else None
-    return saved if saved is not None and _flag_value(argv, "config") is None else config_path("vos")
+    return saved if saved is not None and flag_value(argv, "config") is None else config_path("vos")
 
 
 _CONFIG = config_flags.DEFINE_config_file(

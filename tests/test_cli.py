@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from landmarkjax.configs import sbr
-from landmarkjax.configs.defaults import DEFAULT_METHOD, config_path, default_config_path
+from landmarkjax.configs.defaults import DEFAULT_METHOD, config_path, default_config_path, flag_value
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,6 +70,15 @@ def test_default_config_is_sbr():
     assert "python train.py" in sbr.__doc__
     with pytest.raises(FileNotFoundError, match="No config file for method 'nope'"):
         config_path("nope")
+
+
+def test_flag_value_reads_both_spellings_before_absl():
+    argv = ["eval.py", "--workdir=runs/a", "--config", "c.py", "--step=3", "--config.seed=1"]
+    assert flag_value(argv, "workdir") == "runs/a"
+    assert flag_value(argv, "config") == "c.py"  # not --config.seed
+    assert flag_value(argv, "step") == "3"
+    assert flag_value(argv, "seed") is None
+    assert flag_value(["eval.py", "--config"], "config") is None  # no value follows
 
 
 def test_train_then_eval(tmp_path):

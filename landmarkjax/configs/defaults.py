@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["DEFAULT_METHOD", "config_path", "default_config_path", "saved_config_path"]
+__all__ = ["DEFAULT_METHOD", "config_path", "default_config_path", "flag_value", "saved_config_path"]
 
 # The default method of the command-line tools.
 DEFAULT_METHOD = "sbr"
@@ -33,3 +33,14 @@ def saved_config_path(workdir: str) -> str | None:
     if not os.path.exists(os.path.join(workdir, "config.json")):
         return None
     return f"{config_path('saved')}:{workdir}"
+
+
+def flag_value(argv: list[str], name: str) -> str | None:
+    """The value of `--name=V` or `--name V` in `argv` (None if absent): lets a CLI choose its config-file
+    flag's default (e.g. the run's saved config) before absl parses the flags."""
+    for index, arg in enumerate(argv):
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+        if arg == f"--{name}" and index + 1 < len(argv):
+            return argv[index + 1]
+    return None
