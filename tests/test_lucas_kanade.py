@@ -472,28 +472,26 @@ class TestTransformations(chex.TestCase):
         assert np.median(_errors(native[0], expected)) < 0.1
         np.testing.assert_allclose(vmapped, native[0], atol=1e-4)
 
-    def test_runs_inside_shard_map(self):
+    def _two_pairs_on_a_mesh(self):
+        """(templates, targets, points, expected) of two pairs, and shard_map over two devices of them."""
         templates, targets, points, expected = self._pairs()
         devices = np.array(jax.devices()[:2])
         if devices.size < 2:
             pytest.skip("needs two devices (conftest forces four CPU devices)")
         mesh = jax.sharding.Mesh(devices, ("data",))
         spec = jax.sharding.PartitionSpec("data")
-        templates, targets, expected = templates[:2], targets[:2], expected[:2]
-        track = jax.jit(jax.shard_map(_track_small, mesh=mesh, in_specs=spec, out_specs=spec))
-        tracked, valid = track(templates, targets, np.broadcast_to(points, expected.shape))
+        points = np.array(np.broadcast_to(points, expected[:2].shape))
+        pairs = (templates[:2], targets[:2], points, expected[:2])
+        return pairs, functools.partial(jax.shard_map, mesh=mesh, in_specs=spec, out_specs=spec)
+
+    def test_runs_inside_shard_map(self):
+        (templates, targets, points, expected), shard_map = self._two_pairs_on_a_mesh()
+        tracked, valid = jax.jit(shard_map(_track_small))(templates, targets, points)
         assert np.all(valid)
         assert np.median(_errors(tracked, expected)) < 0.1
 
     def test_gradient_inside_shard_map_equals_the_unsharded_one(self):
-        templates, targets, points, expected = self._pairs()
-        devices = np.array(jax.devices()[:2])
-        if devices.size < 2:
-            pytest.skip("needs two devices (conftest forces four CPU devices)")
-        mesh = jax.sharding.Mesh(devices, ("data",))
-        spec = jax.sharding.PartitionSpec("data")
-        templates, targets = templates[:2], targets[:2]
-        points = np.array(np.broadcast_to(points, expected[:2].shape))
+        (templates, targets, points, _), shard_map = self._two_pairs_on_a_mesh()
         for differentiation in ("unrolled", "implicit"):
 
             def gradient(templates, targets, points, differentiation=differentiation):
@@ -502,7 +500,7 @@ class TestTransformations(chex.TestCase):
 
                 return jax.grad(loss)(points)
 
-            sharded = jax.jit(jax.shard_map(gradient, mesh=mesh, in_specs=spec, out_specs=spec))
+            sharded = jax.jit(shard_map(gradient))
             unsharded = jax.jit(gradient)(templates, targets, points)
             assert np.abs(np.asarray(unsharded)).max() > 1.0
             np.testing.assert_allclose(
