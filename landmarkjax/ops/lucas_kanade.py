@@ -21,8 +21,8 @@ blur and 2x decimation, as OpenCV's `pyrDown`):
   are skipped once every point of the frame pair has frozen. That early exit is for evaluation only: a
   custom JVP differentiates the same iterations without the `lax.cond` and with every iteration under
   `jax.checkpoint` (same values; the gradient about twice as fast, see `_align_level`). With
-  `differentiation="implicit"` the iterations are not differentiated at all: each level's converged warp is,
-  by the implicit function theorem (one small linear solve per point).
+  `differentiation="implicit"` the iterations are not differentiated at all: each level's converged warp is
+  differentiated by the implicit function theorem (one small linear solve per point; 3-4x cheaper again).
 
 Everything is a pure function of arrays: gradients flow to the input points (through the bilinear sampling
 of the template and target windows) and to the images. `lk_track` takes batches of frame pairs directly
@@ -651,7 +651,9 @@ def lk_track(
         'unrolled': through every Gauss-Newton iteration of every level (SBR's paper differentiates its
         tracker this way); exact for the fixed iteration budget. 'implicit': through the converged warp of
         each level by the implicit function theorem, without differentiating the iterations (one
-        linearisation per level): exact where the iterations converged, cheaper, and blind to the budget.
+        linearisation per level): exact where the iterations converged, 3-4x cheaper, and blind to the
+        budget; large where a window's texture is one-dimensional, and in SBR's training it kept only half
+        of the unrolled gradient's gain (BENCHMARKS.md).
 
     Returns:
       tracked_points: [..., K, 2] (x, y) positions in `target_image`, pixels; always finite.
