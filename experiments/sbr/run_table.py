@@ -220,9 +220,14 @@ _BASE_KEYS = (
 
 
 def run_cell(
-    regime: str, num_labelled: int, seed: int, args: argparse.Namespace, stage1_record: dict | None = None
+    regime: str,
+    num_labelled: int,
+    seed: int,
+    arms: list[str],
+    args: argparse.Namespace,
+    stage1_record: dict | None = None,
 ) -> list[dict]:
-    """Stage 1 and every arm of `args.arms`; with `stage1_record` (the cell's recorded stage 1), the arms only."""
+    """Stage 1 and then `arms`; with `stage1_record` (the cell's recorded stage 1), `arms` only."""
     from landmarkjax import runs
 
     cell = f"{regime}{num_labelled}"
@@ -235,7 +240,7 @@ def run_cell(
     if args.list:
         return []
     if stage1_record is not None:
-        return _run_arms({key: stage1_record[key] for key in _BASE_KEYS}, shared, stage1_dir, root, args)
+        return _run_arms(arms, {key: stage1_record[key] for key in _BASE_KEYS}, shared, stage1_dir, root, args)
     start = time.perf_counter()
     runs.train_and_evaluate(make_config(stage1), stage1_dir)
     stage1_test = evaluate_on_test(stage1_dir)
@@ -269,14 +274,16 @@ def run_cell(
         }
     ]
     print(json.dumps({k: v for k, v in records[0].items() if not k.startswith("per_")}), flush=True)
-    return records + _run_arms(base, shared, stage1_dir, root, args)
+    return records + _run_arms(arms, base, shared, stage1_dir, root, args)
 
 
-def _run_arms(base: dict, shared: dict, stage1_dir: str, root: str, args: argparse.Namespace) -> list[dict]:
+def _run_arms(
+    arms: list[str], base: dict, shared: dict, stage1_dir: str, root: str, args: argparse.Namespace
+) -> list[dict]:
     from landmarkjax import runs
 
     records = []
-    for arm in args.arms:
+    for arm in arms:
         workdir = os.path.join(root, arm)
         overrides = {**shared, **arm_overrides(arm, base["stage1_step"], stage1_dir, args)}
         cmd = command(overrides, workdir)
@@ -332,7 +339,6 @@ def main(argv: list[str] | None = None) -> None:
     recorded = read_records(args.results)
     stage1_records = {(r["cell"], r["seed"], r["scale"]): r for r in recorded if r["arm"] == "stage1"}
     arms_done = {(r["cell"], r["seed"], r["scale"], r["arm"]) for r in recorded}
-    requested = args.arms
     for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
         for cell in [c.strip() for c in args.cells.split(",") if c.strip()]:
             regime, num_labelled = cell[0], int(cell[1:])
@@ -342,12 +348,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"stage1<={args.stage1_max} patience {args.patience}, stage2 {args.stage2}, fraction {args.fraction}"
             )
             key = (cell, seed, scale)
-            args.arms = [arm for arm in requested if key + (arm,) not in arms_done]
-            if key in stage1_records and not args.arms:
+            arms = [arm for arm in args.arms if key + (arm,) not in arms_done]
+            if key in stage1_records and not arms:
                 print(f"skip {cell} seed {seed}: already in {args.results}", flush=True)
                 continue
             share_rendered_sources()
-            records = run_cell(regime, num_labelled, seed, args, stage1_records.get(key))
+            records = run_cell(regime, num_labelled, seed, arms, args, stage1_records.get(key))
             if records:  # one write per cell on an O_APPEND descriptor: parallel jobs may share the file
                 text = "".join(json.dumps(record) + "\n" for record in records).encode()
                 descriptor = os.open(args.results, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
